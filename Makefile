@@ -1,0 +1,47 @@
+# Sluice: `make run` starts everything locally, `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | md5sum | cut -c1-12)
+
+.PHONY: run test install lint check-sql pg-start pg-stop lock bench clean
+
+run: install
+	$(BIN)/sluice run
+
+test: install
+	scripts/pg.sh start
+	$(BIN)/sluice check-sql
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check-sql: install
+	$(BIN)/sluice check-sql
+
+pg-start:
+	scripts/pg.sh start
+
+pg-stop:
+	scripts/pg.sh stop
+
+# Re-resolve the pinned dependencies after editing pyproject.toml.
+lock: install
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	  --generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Admin API route handlers, one module per resource."""

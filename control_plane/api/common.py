@@ -1,0 +1,74 @@
+"""Helpers every admin resource uses: the store, the actor, `If-Match`, rows to structs."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, TypeVar
+
+import asyncpg
+import msgspec
+from litestar import Request
+from litestar.params import HeaderParameter, QueryParameter
+
+from control_plane.errors import Invalid, NotFound
+from control_plane.store import EventStore
+
+__all__ = [
+    "IfMatch",
+    "Limit",
+    "Name",
+    "actor_of",
+    "expected_version",
+    "from_row",
+    "from_rows",
+    "get_store",
+    "one",
+]
+
+T = TypeVar("T")
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        required=False,
+        description="Expected version of the resource (its ETag); a stale one is refused with 409.",
+    ),
+]
+Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="At most this many items.")]
+
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
+
+
+def get_store(request: Request[Any, Any, Any]) -> EventStore:
+    store: EventStore = request.app.state.store
+    return store
+
+
+def actor_of(request: Request[Any, Any, Any]) -> str:
+    return str(request.scope.get("sluice_actor", "admin"))
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an `If-Match` header asks for; None when the header is absent."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _ETAG.match(if_match)
+    if match is None:
+        raise Invalid(f'If-Match must be a version such as "3", not {if_match!r}')
+    return int(match.group(1))
+
+
+def from_row(cls: type[T], row: asyncpg.Record) -> T:
+    return msgspec.convert(dict(row), cls)
+
+
+def from_rows(cls: type[T], rows: list[asyncpg.Record]) -> list[T]:
+    return [from_row(cls, row) for row in rows]
+
+
+def one(cls: type[T], row: asyncpg.Record | None, what: str) -> T:
+    if row is None:
+        raise NotFound(f"{what} does not exist")
+    return from_row(cls, row)

@@ -1,0 +1,68 @@
+"""The event log, read as the audit log: newest first, by stream, a page at a time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.params import QueryParameter
+
+from control_plane.api.common import Limit, get_store
+from control_plane.queries import Q
+
+__all__ = ["EventController"]
+
+# Fields that hold secret material, even encrypted or hashed, are not shown.
+_REDACTED = frozenset({"api_key_ciphertext", "hash"})
+
+
+class AuditEvent(msgspec.Struct):
+    position: int
+    stream: str
+    stream_version: int
+    type: str
+    data: dict[str, Any]
+    actor: str
+    created_at: datetime
+
+
+class EventPage(msgspec.Struct):
+    data: list[AuditEvent]
+    next_before: int | None  # pass as `before` for the next (older) page
+
+
+def _redact(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("<redacted>" if k in _REDACTED and v is not None else v) for k, v in data.items()}
+
+
+class EventController(Controller):
+    path = "/events"
+    tags = ["audit"]
+
+    @get(summary="Read the event log, newest first")
+    async def list(
+        self,
+        request: Request[Any, Any, Any],
+        stream: Annotated[str | None, QueryParameter(description="Only this stream.")] = None,
+        before: Annotated[
+            int | None, QueryParameter(ge=1, description="Only events before this position.")
+        ] = None,
+        limit: Limit = 100,
+    ) -> EventPage:
+        rows = await get_store(request).pool.fetch(Q.list_events, stream, before, limit)
+        events = [
+            AuditEvent(
+                position=row["position"],
+                stream=row["stream"],
+                stream_version=row["stream_version"],
+                type=row["type"],
+                data=_redact(msgspec.json.decode(row["data"])),
+                actor=row["actor"],
+                created_at=row["created_at"],
+            )
+            for row in rows
+        ]
+        next_before = events[-1].position if len(events) == limit else None
+        return EventPage(data=events, next_before=next_before)

@@ -1,0 +1,145 @@
+"""Tenants: the unit of isolation, policy and billing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from control_plane.api.common import (
+    IfMatch,
+    Limit,
+    Name,
+    actor_of,
+    expected_version,
+    from_rows,
+    get_store,
+    one,
+)
+from control_plane.errors import Conflict, NotFound
+from control_plane.queries import Q
+from shared.events import Payload, TenantCreated, TenantDeleted, TenantRenamed
+from shared.state import State
+
+__all__ = ["TenantController", "tenant_stream"]
+
+
+class TenantIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+
+
+class Tenant(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def tenant_stream(tenant_id: str) -> str:
+    return f"tenant:{tenant_id}"
+
+
+def _name_is_free(state: State, name: str, except_id: str | None = None) -> None:
+    for tenant in state.tenants.values():
+        if tenant.name == name and tenant.id != except_id:
+            raise Conflict(f"a tenant named {name!r} already exists")
+
+
+def _existing(state: State, tenant_id: str) -> None:
+    if tenant_id not in state.tenants:
+        raise NotFound(f"tenant {tenant_id} does not exist")
+
+
+def _etag(tenant: Tenant) -> dict[str, str]:
+    return {"ETag": f'"{tenant.version}"'}
+
+
+class TenantController(Controller):
+    path = "/tenants"
+    tags = ["tenants"]
+
+    @post(status_code=HTTP_201_CREATED, summary="Create a tenant")
+    async def create(
+        self, request: Request[Any, Any, Any], data: JSONBody[TenantIn]
+    ) -> Response[Tenant]:
+        tenant_id = str(uuid.uuid4())
+
+        def decide(state: State) -> list[Payload]:
+            _name_is_free(state, data.name)
+            return [TenantCreated(id=tenant_id, name=data.name)]
+
+        await get_store(request).append(
+            tenant_stream(tenant_id), decide, actor=actor_of(request), expected_version=0
+        )
+        return await self._response(request, tenant_id, HTTP_201_CREATED)
+
+    @get(summary="List tenants")
+    async def list(
+        self, request: Request[Any, Any, Any], limit: Limit = 100, offset: FromQuery[int] = 0
+    ) -> list[Tenant]:
+        rows = await get_store(request).pool.fetch(Q.list_tenants, limit, max(offset, 0))
+        return from_rows(Tenant, rows)
+
+    @get("/{tenant_id:uuid}", summary="Get a tenant")
+    async def read(
+        self, request: Request[Any, Any, Any], tenant_id: FromPath[uuid.UUID]
+    ) -> Response[Tenant]:
+        return await self._response(request, str(tenant_id), 200)
+
+    @patch("/{tenant_id:uuid}", summary="Rename a tenant")
+    async def rename(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_id: FromPath[uuid.UUID],
+        data: JSONBody[TenantIn],
+        if_match: IfMatch = None,
+    ) -> Response[Tenant]:
+        tid = str(tenant_id)
+
+        def decide(state: State) -> list[Payload]:
+            _existing(state, tid)
+            _name_is_free(state, data.name, except_id=tid)
+            return [TenantRenamed(id=tid, name=data.name)]
+
+        await get_store(request).append(
+            tenant_stream(tid),
+            decide,
+            actor=actor_of(request),
+            expected_version=expected_version(if_match),
+        )
+        return await self._response(request, tid, 200)
+
+    @delete("/{tenant_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a tenant")
+    async def remove(
+        self,
+        request: Request[Any, Any, Any],
+        tenant_id: FromPath[uuid.UUID],
+        if_match: IfMatch = None,
+    ) -> None:
+        """Deleting a tenant revokes all its keys."""
+        tid = str(tenant_id)
+
+        def decide(state: State) -> list[Payload]:
+            _existing(state, tid)
+            return [TenantDeleted(id=tid)]
+
+        await get_store(request).append(
+            tenant_stream(tid),
+            decide,
+            actor=actor_of(request),
+            expected_version=expected_version(if_match),
+        )
+
+    @staticmethod
+    async def _response(
+        request: Request[Any, Any, Any], tenant_id: str, status: int
+    ) -> Response[Tenant]:
+        row = await get_store(request).pool.fetchrow(Q.get_tenant, uuid.UUID(tenant_id))
+        tenant = one(Tenant, row, f"tenant {tenant_id}")
+        return Response(tenant, status_code=status, headers=_etag(tenant))

@@ -1,0 +1,87 @@
+"""The admin API: Litestar, msgspec structs, problem details, OpenAPI at /admin/schema."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from litestar import Litestar, Request, Router, get
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from control_plane.api.events import EventController
+from control_plane.api.keys import KeyController, TenantKeyController
+from control_plane.api.providers import ProviderController
+from control_plane.api.routes import RouteController
+from control_plane.api.tenants import TenantController
+from control_plane.auth import require_admin
+from control_plane.errors import EXCEPTION_HANDLERS
+from control_plane.queries import Q
+from control_plane.store import EventStore
+from shared.config import Settings
+from shared.secrets import SecretBox
+
+__all__ = ["create_app"]
+
+
+@get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """Ready when the database answers; 503 in problem details otherwise."""
+    await request.app.state.store.pool.fetchval(Q.ping)
+    return {"status": "ready"}
+
+
+def create_app(settings: Settings) -> Litestar:
+    settings.require("database_url", "admin_token", "secret_key")
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await asyncpg.create_pool(
+            settings.database_url, min_size=1, max_size=10, command_timeout=30
+        )
+        app.state.store = EventStore(pool, settings.notify_channel)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    admin = Router(
+        "/admin/v1",
+        route_handlers=[
+            TenantController,
+            TenantKeyController,
+            KeyController,
+            ProviderController,
+            RouteController,
+            EventController,
+        ],
+        guards=[require_admin],
+        security=[{"bearer": []}],
+    )
+    openapi = OpenAPIConfig(
+        title="Sluice admin API",
+        version="1",
+        path="/admin/schema",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
+        ),
+    )
+    app = Litestar(
+        route_handlers=[admin, healthz, readyz],
+        lifespan=[lifespan],
+        openapi_config=openapi,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        debug=False,
+    )
+    app.state.admin_token = settings.admin_token
+    app.state.secret_box = SecretBox(settings.secret_key)
+    return app

@@ -1,0 +1,95 @@
+"""Appending events: optimistic concurrency, commit-ordered positions,
+projections and the NOTIFY doorbell, all in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import asyncpg
+
+from control_plane.errors import VersionConflict
+from control_plane.projections import project
+from control_plane.queries import Q
+from shared.event_log import catch_up
+from shared.events import Event, Payload, encode_payload, event_type
+from shared.reducer import apply
+from shared.state import State
+
+__all__ = ["APPEND_LOCK", "Decide", "EventStore"]
+
+# Any constant works; it only has to be the same for every writer.
+APPEND_LOCK = 0x5_1_0_1_C_E
+
+Decide = Callable[[State], Sequence[Payload]]
+
+
+class EventStore:
+    """The single writer path to the event log.
+
+    `decide` sees the state folded up to the newest event (read under the append
+    lock), so a command is validated against exactly the state it will change.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._state = State()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    async def append(
+        self,
+        stream: str,
+        decide: Decide,
+        *,
+        actor: str,
+        expected_version: int | None = None,
+    ) -> list[Event]:
+        """Append what `decide` returns to `stream`.
+
+        With `expected_version`, the stream must be at exactly that version
+        (0 for a new stream), or `VersionConflict` is raised and nothing is written.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q.lock_appends, APPEND_LOCK)
+            version: int = await conn.fetchval(Q.stream_version, stream)
+            if expected_version is not None and expected_version != version:
+                raise VersionConflict(stream, expected_version, version)
+            state = await catch_up(conn, self._state)
+            events: list[Event] = []
+            for payload in decide(state):
+                version += 1
+                event = await self._insert(conn, stream, version, payload, actor)
+                state = apply(state, event)
+                await project(conn, event)
+                events.append(event)
+            if events:
+                await conn.execute(Q.notify, self._channel, str(events[-1].position))
+        if state.position > self._state.position:
+            self._state = state
+        return events
+
+    @staticmethod
+    async def _insert(
+        conn: asyncpg.Connection, stream: str, version: int, payload: Payload, actor: str
+    ) -> Event:
+        type_ = event_type(payload)
+        try:
+            row = await conn.fetchrow(
+                Q.insert_event, stream, version, type_, encode_payload(payload).decode(), actor
+            )
+        except asyncpg.UniqueViolationError:
+            raise VersionConflict(stream, version - 1, version) from None
+        assert row is not None
+        return Event(
+            position=row["position"],
+            stream=stream,
+            stream_version=version,
+            type=type_,
+            payload=payload,
+            actor=actor,
+            created_at=row["created_at"],
+        )

@@ -1,0 +1,120 @@
+"""The data plane: a plain ASGI app (no framework on the request path)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import msgspec
+
+from data_plane.asgi import JSON, Receive, Scope, Send, send_error, send_response
+from data_plane.handlers import Gateway
+from data_plane.snapshot import SnapshotHolder
+from data_plane.sync import Follower
+from shared.config import Settings
+from shared.errors import GatewayError, MethodNotAllowed, NotFound, ServiceUnavailable
+from shared.secrets import SecretBox
+
+__all__ = ["DataPlane"]
+
+log = logging.getLogger("sluice.data_plane")
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class DataPlane:
+    """ASGI application. Everything stateful is created in the lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.require("database_url", "secret_key")
+        self.settings = settings
+        self.holder = SnapshotHolder()
+        self.follower = Follower(
+            settings.database_url,
+            settings.notify_channel,
+            self.holder,
+            poll_interval=settings.sync_poll_interval,
+        )
+        self.box = SecretBox(settings.secret_key)
+        self.gateway: Gateway | None = None
+        self._routes: dict[str, dict[str, Handler]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        methods = self._routes.get(scope["path"])
+        try:
+            if methods is None:
+                raise NotFound(f"Unknown path {scope['path']}.")
+            handler = methods.get(scope["method"])
+            if handler is None:
+                raise MethodNotAllowed(
+                    f"{scope['method']} is not allowed here.",
+                    headers=((b"allow", ", ".join(methods).encode()),),
+                )
+            await handler(scope, receive, send)
+        except GatewayError as exc:
+            await send_error(send, exc)
+        except ConnectionResetError:
+            pass  # the client left before we could answer
+
+    async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_response(send, 200, b'{"status":"ok"}', (JSON,))
+
+    async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        holder = self.holder
+        body = {
+            "status": "ready" if holder.loaded else "starting",
+            "position": holder.state.position,
+            "seconds_since_sync": round(time.monotonic() - holder.last_sync, 3)
+            if holder.loaded
+            else None,
+            "reconnects": self.follower.reconnects,
+        }
+        await send_response(send, 200 if holder.loaded else 503, msgspec.json.encode(body), (JSON,))
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=self.settings.upstream_connect_timeout,
+            sock_read=self.settings.upstream_read_timeout,
+        )
+        session = aiohttp.ClientSession(
+            timeout=timeout,
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent",),
+        )
+        self.gateway = Gateway(self.holder, self.box, session, self.settings.max_request_bytes)
+        self._routes = {
+            "/healthz": {"GET": self._healthz},
+            "/readyz": {"GET": self._readyz},
+            "/v1/chat/completions": {"POST": self._when_ready(self.gateway.chat_completions)},
+            "/v1/models": {"GET": self._when_ready(self.gateway.models)},
+        }
+        follow = asyncio.create_task(self.follower.run(), name="sluice-follower")
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        follow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follow
+        await session.close()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    def _when_ready(self, handler: Handler) -> Handler:
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if not self.holder.loaded:
+                raise ServiceUnavailable("The gateway is starting; try again shortly.")
+            await handler(scope, receive, send)
+
+        return guarded

@@ -1,0 +1,23 @@
+"""What every provider adapter provides: a few pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from shared.errors import GatewayError
+
+__all__ = ["Adapter", "UpstreamRequest"]
+
+
+class UpstreamRequest(NamedTuple):
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Adapter(NamedTuple):
+    # (base_url, api_key, upstream_model, client body as parsed JSON) -> request
+    chat_request: Callable[[str, str | None, str, dict[str, Any]], UpstreamRequest]
+    # (status, body) of a failed upstream response -> the error the client gets
+    error_from_upstream: Callable[[int, bytes], GatewayError]

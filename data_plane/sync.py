@@ -1,0 +1,97 @@
+"""Following the event log: load, LISTEN, catch up on every doorbell.
+
+One dedicated connection (never pooled: a pooled one is reset with UNLISTEN *)
+listens on the channel. A notification, a reconnect and a slow safety poll all
+do the same thing: fetch the events after the last applied position, fold them
+into a new immutable state and swap it in. Events are applied strictly in
+position order, each once. If PostgreSQL goes away, the last snapshot keeps
+serving while the follower reconnects with backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+import asyncpg
+
+from data_plane.snapshot import SnapshotHolder
+from shared.event_log import catch_up
+
+__all__ = ["Follower"]
+
+log = logging.getLogger("sluice.data_plane.sync")
+
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class Follower:
+    def __init__(
+        self,
+        database_url: str,
+        channel: str,
+        holder: SnapshotHolder,
+        *,
+        poll_interval: float = 5.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._url = database_url
+        self._channel = channel
+        self._holder = holder
+        self._poll_interval = poll_interval
+        self._max_backoff = max_backoff
+        self.reconnects = 0
+        self.latest_notified = 0
+
+    async def run(self) -> None:
+        """Follow until cancelled."""
+        backoff = 0.1
+        while True:
+            try:
+                await self._follow()
+            except _DB_ERRORS as exc:
+                log.warning("event log connection lost (%s); retrying", type(exc).__name__)
+            self.reconnects += 1
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, self._max_backoff)
+
+    async def _follow(self) -> None:
+        conn = await asyncpg.connect(self._url, timeout=5)
+        wake = asyncio.Event()
+        lost = asyncio.Event()
+
+        def on_notify(_c: object, _pid: int, _channel: str, payload: str) -> None:
+            if payload.isdigit():
+                self.latest_notified = max(self.latest_notified, int(payload))
+            wake.set()
+
+        def on_terminated(_c: object) -> None:
+            lost.set()
+            wake.set()
+
+        try:
+            conn.add_termination_listener(on_terminated)
+            # Listen first, then read: a commit between the two is caught by either.
+            await conn.add_listener(self._channel, on_notify)
+            await self._sync(conn)
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self._poll_interval)
+                wake.clear()
+                if not lost.is_set():
+                    await self._sync(conn)
+        finally:
+            conn.terminate()
+
+    async def _sync(self, conn: asyncpg.Connection) -> None:
+        current = self._holder.state
+        try:
+            new = await catch_up(conn, current)
+        except (KeyError, ValueError, TypeError):
+            log.exception(
+                "cannot apply events after %d; keeping the current snapshot", current.position
+            )
+            return
+        self._holder.swap(new)

@@ -1,0 +1,57 @@
+"""Settings from `SLUICE_*` environment variables, one place for all of them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+__all__ = ["ConfigError", "Settings"]
+
+
+class ConfigError(ValueError):
+    """A missing or malformed setting; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = "postgresql://sluice@127.0.0.1:55432/sluice"
+    admin_token: str = ""
+    secret_key: str = ""
+    notify_channel: str = "sluice_events"
+    control_plane_host: str = "127.0.0.1"
+    control_plane_port: int = 8081
+    data_plane_host: str = "127.0.0.1"
+    data_plane_port: int = 8080
+    upstream_connect_timeout: float = 5.0
+    upstream_read_timeout: float = 300.0
+    sync_poll_interval: float = 5.0
+    max_request_bytes: int = 8 * 1024 * 1024
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for name, field_type in _FIELDS.items():
+            raw = env.get("SLUICE_" + name.upper())
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = field_type(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"SLUICE_{name.upper()}={raw!r} is not a valid {field_type.__name__}"
+                ) from None
+        return msgspec.convert(values, cls)
+
+    def require(self, *names: str) -> None:
+        """Fail with a clear message when settings a process needs are empty."""
+        missing = [f"SLUICE_{n.upper()}" for n in names if not getattr(self, n)]
+        if missing:
+            raise ConfigError("missing setting(s): " + ", ".join(missing))
+        if "secret_key" in names and len(self.secret_key) < 16:
+            raise ConfigError("SLUICE_SECRET_KEY must be at least 16 characters")
+
+
+_FIELDS: dict[str, type] = {f.name: f.type for f in msgspec.structs.fields(Settings)}

@@ -1,0 +1,110 @@
+"""The gateway's error tree, and the one place that renders it in OpenAI's format.
+
+Every error a client can get from the data plane is one of these. Each carries
+its HTTP status, OpenAI error `type` and `code`. `error_json` renders the body
+`{"error": {"message", "type", "param", "code"}}`; `error_event` renders the same
+as a final SSE event, for errors after a stream has started.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequest",
+    "GatewayError",
+    "MethodNotAllowed",
+    "ModelNotAllowed",
+    "ModelNotFound",
+    "NotFound",
+    "PayloadTooLarge",
+    "ServiceUnavailable",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "error_event",
+    "error_json",
+]
+
+
+class GatewayError(Exception):
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers
+
+
+class BadRequest(GatewayError):
+    status, type, code = 400, "invalid_request_error", None
+
+
+class AuthenticationError(GatewayError):
+    status, type, code = 401, "invalid_request_error", "invalid_api_key"
+
+
+class ModelNotAllowed(GatewayError):
+    status, type, code = 403, "invalid_request_error", "model_not_allowed"
+
+
+class NotFound(GatewayError):
+    status, type, code = 404, "invalid_request_error", "not_found"
+
+
+class ModelNotFound(GatewayError):
+    status, type, code = 404, "invalid_request_error", "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status, type, code = 405, "invalid_request_error", "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status, type, code = 413, "invalid_request_error", "request_too_large"
+
+
+class UpstreamError(GatewayError):
+    status, type, code = 502, "upstream_error", "upstream_error"
+
+
+class ServiceUnavailable(GatewayError):
+    status, type, code = 503, "server_error", "service_unavailable"
+
+
+class UpstreamTimeout(GatewayError):
+    status, type, code = 504, "upstream_error", "upstream_timeout"
+
+
+class _Detail(msgspec.Struct, omit_defaults=False):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class _Body(msgspec.Struct):
+    error: _Detail
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def error_json(exc: GatewayError) -> bytes:
+    return _encode(_Body(_Detail(exc.message, exc.type, exc.param, exc.code)))
+
+
+def error_event(exc: GatewayError) -> bytes:
+    return b"data: " + error_json(exc) + b"\n\n"

@@ -1,0 +1,43 @@
+"""Server-sent events framing: bytes to events and back, in one place."""
+
+from __future__ import annotations
+
+__all__ = ["DONE", "SSEDecoder", "frame"]
+
+DONE = b"[DONE]"
+
+
+def frame(data: bytes) -> bytes:
+    """One `data:` event (single-line data, as LLM providers send)."""
+    return b"data: " + data + b"\n\n"
+
+
+class SSEDecoder:
+    """Incremental decoder: feed it bytes as they arrive, get the `data` of complete events.
+
+    Follows the WHATWG rules that matter here: lines end in LF, CRLF or CR; an
+    event ends at a blank line; multi-line `data` is joined with LF; comments
+    (`:`) and other fields are ignored.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        text = self._buffer + chunk
+        held = b""
+        if text.endswith(b"\r"):  # maybe half of a CRLF: wait for the next byte
+            text, held = text[:-1], b"\r"
+        events: list[bytes] = []
+        lines = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        self._buffer = lines.pop() + held
+        for line in lines:
+            if not line:
+                if self._data:
+                    events.append(b"\n".join(self._data))
+                    self._data = []
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                self._data.append(value[1:] if value.startswith(b" ") else value)
+        return events

@@ -1,0 +1,62 @@
+"""Fixtures: a real PostgreSQL (one migrated template, a fresh clone per test or module)
+and real Sluice processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.database import (
+    clone_database,
+    drop_database,
+    make_template,
+    server_url,
+    with_db,
+)
+from tests.support.stack import Stack, start_stack
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    return server_url()
+
+
+@pytest.fixture(scope="session")
+async def template_db(pg_url: str) -> AsyncIterator[str]:
+    name = await make_template(pg_url)
+    yield name
+    await drop_database(pg_url, name)
+
+
+@pytest.fixture
+async def database_url(pg_url: str, template_db: str) -> AsyncIterator[str]:
+    """A freshly migrated database of its own for one test."""
+    name = await clone_database(pg_url, template_db)
+    yield with_db(pg_url, name)
+    await drop_database(pg_url, name)
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every process the tests start logs here; the leak test reads it all."""
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def handed_out() -> list[str]:
+    """Every secret any stack handed out during the session (keys, tokens, provider keys)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    pg_url: str, template_db: str, log_dir: Path, handed_out: list[str]
+) -> AsyncIterator[Stack]:
+    """Fake provider, control plane and two data planes on a database of their own."""
+    name = await clone_database(pg_url, template_db)
+    running = start_stack(with_db(pg_url, name), log_dir, handed_out)
+    yield running
+    running.stop()
+    await drop_database(pg_url, name)

@@ -1,0 +1,1 @@
+"""Test support: a real PostgreSQL, real processes, real HTTP."""

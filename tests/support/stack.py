@@ -1,0 +1,127 @@
+"""A running Sluice: fake provider, control plane and data planes as real processes."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.processes import Server, free_port
+
+__all__ = ["Stack", "start_stack"]
+
+
+@dataclass
+class Stack:
+    database_url: str
+    log_dir: Path
+    admin_token: str = field(default_factory=lambda: "admin-" + secrets.token_urlsafe(24))
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    upstream_key: str = field(default_factory=lambda: "sk-upstream-" + secrets.token_urlsafe(24))
+    servers: list[Server] = field(default_factory=list)
+    data_plane_urls: list[str] = field(default_factory=list)
+    control_plane_url: str = ""
+    fake_url: str = ""
+    handed_out: list[str] = field(default_factory=list)  # every secret, for leak checks
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "SLUICE_DATABASE_URL": self.database_url,
+            "SLUICE_ADMIN_TOKEN": self.admin_token,
+            "SLUICE_SECRET_KEY": self.secret_key,
+            "SLUICE_LOG_LEVEL": "debug",
+            "SLUICE_SYNC_POLL_INTERVAL": "5",
+        }
+
+    def admin(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.control_plane_url + "/admin/v1",
+            headers={"authorization": f"Bearer {self.admin_token}"},
+            timeout=10,
+        )
+
+    def start_data_plane(self) -> Server:
+        port = free_port()
+        server = Server(
+            f"data-plane-{port}", "data_plane", ["--port", str(port)], self.env, self.log_dir
+        )
+        self.servers.append(server)
+        self.data_plane_urls.append(f"http://127.0.0.1:{port}")
+        return server
+
+    async def create_tenant(self, name: str | None = None) -> dict[str, Any]:
+        async with self.admin() as admin:
+            resp = await admin.post("/tenants", json={"name": name or secrets.token_hex(6)})
+            return _ok(resp)
+
+    async def create_key(self, tenant_id: str) -> dict[str, Any]:
+        async with self.admin() as admin:
+            key = _ok(await admin.post(f"/tenants/{tenant_id}/keys", json={"name": "test"}))
+        self.handed_out.append(key["key"])
+        return key
+
+    async def create_provider(self) -> dict[str, Any]:
+        body = {
+            "name": "fake-" + secrets.token_hex(4),
+            "kind": "openai",
+            "base_url": self.fake_url + "/v1",
+            "api_key": self.upstream_key,
+        }
+        async with self.admin() as admin:
+            return _ok(await admin.post("/providers", json=body))
+
+    async def create_route(
+        self, model: str, provider_id: str, upstream_model: str, tenant_ids: list[str] | None = None
+    ) -> dict[str, Any]:
+        body = {
+            "model": model,
+            "provider_id": provider_id,
+            "upstream_model": upstream_model,
+            "tenant_ids": tenant_ids,
+        }
+        async with self.admin() as admin:
+            return _ok(await admin.post("/routes", json=body))
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+def _ok(resp: httpx.Response) -> dict[str, Any]:
+    assert resp.status_code in (200, 201), f"{resp.status_code}: {resp.text}"
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+def start_stack(
+    database_url: str, log_dir: Path, handed_out: list[str], data_planes: int = 2
+) -> Stack:
+    """Start everything; every secret the stack hands out is appended to `handed_out`."""
+    stack = Stack(database_url=database_url, log_dir=log_dir, handed_out=handed_out)
+    stack.handed_out += [stack.upstream_key, stack.admin_token, stack.secret_key]
+    fake_port, cp_port = free_port(), free_port()
+    fake = Server(
+        "fake-provider",
+        "data_plane.fake_provider",
+        ["--port", str(fake_port), "--api-key", stack.upstream_key],
+        {},
+        log_dir,
+    )
+    control = Server("control-plane", "control_plane", ["--port", str(cp_port)], stack.env, log_dir)
+    stack.servers += [fake, control]
+    planes = [stack.start_data_plane() for _ in range(data_planes)]
+    stack.fake_url = f"http://127.0.0.1:{fake_port}"
+    stack.control_plane_url = f"http://127.0.0.1:{cp_port}"
+    try:
+        fake.wait_http(stack.fake_url + "/_fake/healthz")
+        control.wait_http(stack.control_plane_url + "/readyz")
+        for server, url in zip(planes, stack.data_plane_urls, strict=True):
+            server.wait_http(url + "/readyz")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack

@@ -1,0 +1,122 @@
+"""The pure reducer: what each event does to the state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.events import (
+    Event,
+    KeyCreated,
+    KeyRevoked,
+    Payload,
+    ProviderCreated,
+    RouteCreated,
+    RouteDeleted,
+    TenantCreated,
+    TenantDeleted,
+    TenantRenamed,
+    decode_payload,
+    encode_payload,
+    event_type,
+)
+from shared.reducer import OutOfOrderEvent, apply, fold
+from shared.state import State
+
+
+def _events(*payloads: Payload) -> list[Event]:
+    now = datetime.now(UTC)
+    return [
+        Event(
+            position=i,
+            stream="s",
+            stream_version=i,
+            type=event_type(p),
+            payload=p,
+            actor="test",
+            created_at=now,
+        )
+        for i, p in enumerate(payloads, 1)
+    ]
+
+
+BASE = (
+    TenantCreated(id="t1", name="one"),
+    TenantCreated(id="t2", name="two"),
+    KeyCreated(id="k1", tenant_id="t1", name="", prefix="sk-", hash="h1"),
+    KeyCreated(id="k2", tenant_id="t2", name="", prefix="sk-", hash="h2"),
+    ProviderCreated(
+        id="p1", name="p", kind="openai", base_url="http://x/v1", api_key_ciphertext=None
+    ),
+    RouteCreated(id="r1", model="m", provider_id="p1", upstream_model="u"),
+    RouteCreated(
+        id="r2", model="private", provider_id="p1", upstream_model="u", tenant_ids=("t2",)
+    ),
+)
+
+
+def test_fold_builds_lookups() -> None:
+    state = fold(State(), _events(*BASE))
+    assert state.position == len(BASE)
+    key = state.key_by_hash("h1")
+    assert key is not None
+    assert key.tenant_id == "t1"
+    route = state.route_for_model("m")
+    assert route is not None
+    assert route.allows("t1")
+    assert route.allows("t2")
+    assert [r.model for r in state.routes_for_tenant("t1")] == ["m"]
+    assert [r.model for r in state.routes_for_tenant("t2")] == ["m", "private"]
+
+
+def test_apply_does_not_change_the_old_state() -> None:
+    before = fold(State(), _events(*BASE))
+    after = apply(before, _events(*BASE, KeyRevoked(id="k1"))[-1])
+    assert before.key_by_hash("h1") is not None
+    assert after.key_by_hash("h1") is None
+
+
+def test_deleting_a_tenant_drops_its_keys() -> None:
+    state = fold(State(), _events(*BASE, TenantDeleted(id="t1")))
+    assert "t1" not in state.tenants
+    assert state.key_by_hash("h1") is None
+    assert state.key_by_hash("h2") is not None
+
+
+def test_rename_and_route_delete() -> None:
+    state = fold(State(), _events(*BASE, TenantRenamed(id="t1", name="uno"), RouteDeleted(id="r1")))
+    assert state.tenants["t1"].name == "uno"
+    assert state.route_for_model("m") is None
+    assert state.route_for_model("private") is not None
+
+
+def test_events_for_unknown_things_change_nothing() -> None:
+    state = fold(State(), _events(*BASE))
+    for payload in (
+        KeyRevoked(id="nope"),
+        TenantDeleted(id="nope"),
+        TenantRenamed(id="nope", name="x"),
+        RouteDeleted(id="nope"),
+        KeyCreated(id="k9", tenant_id="nope", name="", prefix="", hash="h9"),
+    ):
+        event = _events(*BASE, payload)[-1]
+        after = apply(state, event)
+        assert after.position == event.position
+        assert (after.tenants, after.keys, after.routes) == (
+            state.tenants,
+            state.keys,
+            state.routes,
+        )
+
+
+def test_events_apply_once_and_in_order() -> None:
+    events = _events(*BASE)
+    state = fold(State(), events)
+    with pytest.raises(OutOfOrderEvent):
+        apply(state, events[-1])
+
+
+@pytest.mark.parametrize("payload", BASE)
+def test_payloads_round_trip(payload: Payload) -> None:
+    assert decode_payload(event_type(payload), encode_payload(payload)) == payload
