@@ -27,8 +27,17 @@ from shared.migrate import migrate
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = ROOT / ".sluice"
 PG_SCRIPT = ROOT / "scripts" / "pg.sh"
+
+
+def _state_dir() -> Path:
+    return Path(os.environ.get("SLUICE_STATE_DIR") or ROOT / ".sluice")
+
+
+def _shown(path: Path | str) -> str:
+    """`path` relative to the working folder when inside it, for copy-paste."""
+    relative = os.path.relpath(os.path.abspath(path))
+    return str(path) if relative.startswith("..") else relative
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -38,9 +47,9 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return {k.strip(): v.strip().strip("'\"") for k, v in pairs if not k.startswith("#")}
 
 
-def _settings_env() -> dict[str, str]:
+def _settings_env(state_dir: Path) -> dict[str, str]:
     """SLUICE_* for the children: the environment first, then the last run's, then fresh."""
-    saved = _read_env_file(STATE_DIR / "dev.env")
+    saved = _read_env_file(state_dir / "dev.env")
     env = {k: v for k, v in saved.items() if k.startswith("SLUICE_")}
     env.update({k: v for k, v in os.environ.items() if k.startswith("SLUICE_")})
     env.setdefault("SLUICE_ADMIN_TOKEN", "sluice-admin-" + secrets.token_urlsafe(24))
@@ -52,13 +61,14 @@ def _settings_env() -> dict[str, str]:
 
 
 def _start_postgres(env: dict[str, str]) -> bool:
-    """Start the local server unless a database URL was given; True if we started it."""
-    if "SLUICE_DATABASE_URL" in os.environ:
+    """Start the local server unless another database was given; True if we started it."""
+    local = subprocess.run([str(PG_SCRIPT), "url"], check=True, capture_output=True, text=True)
+    local_url = local.stdout.strip()
+    if os.environ.get("SLUICE_DATABASE_URL", local_url) != local_url:
         return False
     was_running = subprocess.run([str(PG_SCRIPT), "status"], capture_output=True).returncode == 0
     subprocess.run([str(PG_SCRIPT), "start"], check=True)
-    url = subprocess.run([str(PG_SCRIPT), "url"], check=True, capture_output=True, text=True)
-    env["SLUICE_DATABASE_URL"] = url.stdout.strip()
+    env["SLUICE_DATABASE_URL"] = local_url
     return not was_running
 
 
@@ -76,8 +86,8 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], what: str, timeout: floa
     raise SystemExit(f"sluice run: the {what} was not ready within {timeout:.0f} s ({url})")
 
 
-def _write_state(env: dict[str, str], seed: Seed) -> dict[str, str]:
-    STATE_DIR.mkdir(exist_ok=True)
+def _write_state(state_dir: Path, env: dict[str, str], seed: Seed) -> dict[str, str]:
+    state_dir.mkdir(parents=True, exist_ok=True)
     dp = f"http://127.0.0.1:{env['SLUICE_DATA_PLANE_PORT']}/v1"
     info = {
         "data_plane_url": dp,
@@ -89,10 +99,12 @@ def _write_state(env: dict[str, str], seed: Seed) -> dict[str, str]:
         "database_url": env["SLUICE_DATABASE_URL"],
     }
     for name in ("dev.env", "dev.json"):
-        (STATE_DIR / name).touch(mode=0o600)
+        (state_dir / name).touch(mode=0o600)
     lines = [f"{k}={v}" for k, v in sorted(env.items()) if k.startswith("SLUICE_")]
-    (STATE_DIR / "dev.env").write_text("\n".join(lines) + "\n")
-    (STATE_DIR / "dev.json").write_text(json.dumps(info, indent=2) + "\n")
+    (state_dir / "dev.env").write_text("\n".join(lines) + "\n")
+    (state_dir / "dev.json").write_text(json.dumps(info, indent=2) + "\n")
+    info["state_dir"] = _shown(state_dir)
+    info["python"] = _shown(sys.executable)  # has the openai package
     return info
 
 
@@ -103,14 +115,14 @@ Sluice is running.
   control plane  {info["control_plane_url"]}   (OpenAPI: {info["control_plane_url"]}/admin/schema)
   demo key       {info["api_key"]}
   admin token    {info["admin_token"]}
-Details: .sluice/dev.json, settings: .sluice/dev.env
+Details: {info["state_dir"]}/dev.json, settings: {info["state_dir"]}/dev.env
 
 Try it:
   curl {info["data_plane_url"]}/chat/completions \\
     -H "Authorization: Bearer {info["api_key"]}" -H "Content-Type: application/json" \\
     -d '{{"model": "{info["model"]}", "messages": [{{"role": "user", "content": "Hello"}}]}}'
 
-  python3 - <<'PY'
+  {info["python"]} - <<'PY'
 from openai import OpenAI
 client = OpenAI(base_url="{info["data_plane_url"]}", api_key="{info["api_key"]}")
 reply = client.chat.completions.create(
@@ -119,21 +131,24 @@ print(reply.choices[0].message.content)
 PY
 
 Another data-plane replica:
-  set -a; . .sluice/dev.env; set +a; .venv/bin/sluice data-plane --port 8090
+  set -a; . {info["state_dir"]}/dev.env; set +a; .venv/bin/sluice data-plane --port 8090
 
 Ctrl-C stops everything.
 """
 
 
 def main(argv: list[str]) -> None:
-    env = _settings_env()
+    state_dir = _state_dir()
+    env = _settings_env(state_dir)
     started_pg = _start_postgres(env)
     children: list[subprocess.Popen[bytes]] = []
-    stop = False
+    stop = running = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         nonlocal stop
         stop = True
+        if not running:  # still starting: abandon the start-up
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -151,11 +166,8 @@ def main(argv: list[str]) -> None:
             proc = subprocess.Popen([*sluice, *args], env=child_env)
             children.append(proc)
             _wait_http(f"http://127.0.0.1:{health}", proc, what)
-        previous = (
-            json.loads((STATE_DIR / "dev.json").read_text())
-            if (STATE_DIR / "dev.json").exists()
-            else {}
-        )
+        previous_file = state_dir / "dev.json"
+        previous = json.loads(previous_file.read_text()) if previous_file.exists() else {}
         seed = seed_demo(
             f"http://127.0.0.1:{env['SLUICE_CONTROL_PLANE_PORT']}",
             f"http://127.0.0.1:{env['SLUICE_DATA_PLANE_PORT']}/v1",
@@ -163,13 +175,16 @@ def main(argv: list[str]) -> None:
             f"http://127.0.0.1:{fake_port}/v1",
             previous.get("api_key"),
         )
-        print(_banner(_write_state(env, seed)), flush=True)
+        print(_banner(_write_state(state_dir, env, seed)), flush=True)
+        running = True
         while not stop:
             for proc in children:
                 if proc.poll() is not None:
                     print(f"sluice run: a process exited ({proc.args!r})", file=sys.stderr)
                     stop = True
             time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
     finally:
         for proc in children:
             if proc.poll() is None:
