@@ -15,7 +15,7 @@ SUPERUSER=sluice
 resolve_data() {
   if [ -n "${SLUICE_PG_DATA:-}" ]; then echo "$SLUICE_PG_DATA"; return; fi
   mkdir -p "$ROOT/.sluice"
-  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$ROOT/.sluice"; then
+  if [ "$(id -u)" -eq 0 ] && ! (cd / && runuser -u postgres -- test -x "$ROOT/.sluice"); then
     echo "/var/tmp/sluice-pg-$(echo "$ROOT" | md5sum | cut -c1-12)/data"
   else
     echo "$ROOT/.sluice/pg"
@@ -52,7 +52,7 @@ ensure_binaries() {
 
 # As root, commands run as `postgres`; otherwise as ourselves.
 as_owner() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 is_running() {
