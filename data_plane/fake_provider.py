@@ -56,6 +56,7 @@ class FakeConfig(msgspec.Struct):
     delay_ms: float = 0
     latency_ms: float = 0
     api_key: str | None = None
+    fail_after: int = -1  # >= 0: every stream breaks off after that many content chunks
 
 
 class _BadRequest(Exception):
@@ -154,7 +155,7 @@ def _read_headers(request: web.Request, cfg: FakeConfig) -> _Job:
         delay=_header_num(request, "x-fake-delay-ms", cfg.delay_ms) / 1000,
         latency=_header_num(request, "x-fake-latency-ms", cfg.latency_ms) / 1000,
         status=int(_header_num(request, "x-fake-status", 0, integer=True)),
-        fail_after=int(_header_num(request, "x-fake-fail-after", -1, integer=True)),
+        fail_after=int(_header_num(request, "x-fake-fail-after", cfg.fail_after, integer=True)),
     )
     if job.status and not 400 <= job.status <= 599:
         raise _BadRequest("Header x-fake-status must be between 400 and 599.")
@@ -382,8 +383,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delay-ms", type=float, default=0, help="sleep between stream chunks")
     parser.add_argument("--latency-ms", type=float, default=0, help="sleep before answering")
     parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
+    parser.add_argument(
+        "--fail-after", type=int, default=-1, help="break every stream after N content chunks"
+    )
     args = parser.parse_args(argv)
-    config = FakeConfig(args.tokens, args.delay_ms, args.latency_ms, args.api_key)
+    config = FakeConfig(args.tokens, args.delay_ms, args.latency_ms, args.api_key, args.fail_after)
     try:
         import uvloop
     except ImportError:

@@ -12,7 +12,6 @@ import httpx
 import openai
 import pytest
 
-from tests.support.processes import Server, free_port
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.timeout(60)
@@ -98,41 +97,25 @@ async def test_streaming_completion_matches_upstream(stack: Stack, world: dict[s
 
 async def test_stream_is_relayed_chunk_by_chunk(stack: Stack, world: dict[str, Any]) -> None:
     """With 100 ms between upstream chunks, the client sees each as it is sent, not at the end."""
-    port = free_port()
-    slow = Server(
-        "fake-provider-slow",
-        "data_plane.fake_provider",
-        ["--port", str(port), "--delay-ms", "100"],
-        {},
-        stack.log_dir,
-    )
-    try:
-        slow.wait_http(f"http://127.0.0.1:{port}/_fake/healthz")
-        async with stack.admin() as admin:
-            provider = await admin.post(
-                "/providers", json={"name": "slow", "base_url": f"http://127.0.0.1:{port}/v1"}
-            )
-        await stack.create_route("slow-model", provider.json()["id"], "fake-slow")
-        await asyncio.sleep(0.2)
-        body = {
-            "model": "slow-model",
-            "stream": True,
-            "max_tokens": 4,
-            "messages": [{"role": "user", "content": "x"}],
-        }
-        headers = {"authorization": f"Bearer {world['key']['key']}"}
-        arrivals: list[float] = []
-        async with httpx.AsyncClient(timeout=10) as client:
-            start = time.monotonic()
-            url = stack.data_plane_urls[0] + "/v1/chat/completions"
-            async with client.stream("POST", url, json=body, headers=headers) as resp:
-                assert resp.status_code == 200
-                assert resp.headers["content-type"].startswith("text/event-stream")
-                async for line in resp.aiter_lines():
-                    if line.startswith("data: "):
-                        arrivals.append(time.monotonic() - start)
-    finally:
-        slow.stop()
+    await stack.add_upstream("slow-model", ["--delay-ms", "100"])
+    await stack.until_model(world["key"]["key"], "slow-model")
+    body = {
+        "model": "slow-model",
+        "stream": True,
+        "max_tokens": 4,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    headers = {"authorization": f"Bearer {world['key']['key']}"}
+    arrivals: list[float] = []
+    async with httpx.AsyncClient(timeout=10) as client:
+        start = time.monotonic()
+        url = stack.data_plane_urls[0] + "/v1/chat/completions"
+        async with client.stream("POST", url, json=body, headers=headers) as resp:
+            assert resp.status_code == 200
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            async for line in resp.aiter_lines():
+                if line.startswith("data: "):
+                    arrivals.append(time.monotonic() - start)
     assert len(arrivals) == 7  # role, 4 tokens, finish, [DONE]
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert sum(gap > 0.05 for gap in gaps) >= 4, f"chunks arrived together: {arrivals}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,38 @@ class Stack:
         }
         async with self.admin() as admin:
             return _ok(await admin.post("/routes", json=body))
+
+    async def add_upstream(self, model: str, fake_args: list[str]) -> str:
+        """Start another fake provider (with `fake_args`), route `model` to it; its URL."""
+        port = free_port()
+        server = Server(
+            f"fake-provider-{model}",
+            "data_plane.fake_provider",
+            ["--port", str(port), *fake_args],
+            {},
+            self.log_dir,
+        )
+        self.servers.append(server)
+        server.wait_http(f"http://127.0.0.1:{port}/_fake/healthz")
+        async with self.admin() as admin:
+            body = {"name": f"fake-{model}", "base_url": f"http://127.0.0.1:{port}/v1"}
+            provider = _ok(await admin.post("/providers", json=body))
+        await self.create_route(model, provider["id"], model)
+        return f"http://127.0.0.1:{port}"
+
+    async def until_model(self, key: str, model: str, within: float = 2.0) -> None:
+        """Wait until every data plane lists `model` for `key`."""
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient(timeout=2) as client:
+            for url in self.data_plane_urls:
+                while True:
+                    resp = await client.get(
+                        f"{url}/v1/models", headers={"authorization": f"Bearer {key}"}
+                    )
+                    if model in {m["id"] for m in resp.json()["data"]}:
+                        break
+                    assert time.monotonic() < deadline, f"{model} not listed by {url}"
+                    await asyncio.sleep(0.01)
 
     def stop(self) -> None:
         for server in self.servers:
