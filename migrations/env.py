@@ -1,9 +1,15 @@
-"""Alembic environment: runs migrations over asyncpg (no second database driver)."""
+"""Alembic environment: runs migrations over asyncpg (no second database driver).
+
+asyncpg opens the connection from the plain `postgresql://` URL, so every option
+it understands there (`sslmode`, `sslrootcert`, several hosts, …) works as it
+does for the planes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -16,9 +22,12 @@ def _run(connection: Connection) -> None:
 
 
 async def _main() -> None:
-    url = context.config.get_main_option("sqlalchemy.url")
-    assert url, "sqlalchemy.url is not set"
-    engine = create_async_engine(url)
+    database_url = context.config.attributes["database_url"]
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(database_url)
+
+    engine = create_async_engine("postgresql+asyncpg://", async_creator=connect)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()

@@ -12,16 +12,11 @@ __all__ = ["migrate"]
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def alembic_url(database_url: str) -> str:
-    scheme, sep, rest = database_url.partition("://")
-    if not sep or scheme not in ("postgres", "postgresql", "postgresql+asyncpg"):
-        raise ValueError("the database URL must start with postgresql://")
-    return "postgresql+asyncpg://" + rest
-
-
 def migrate(database_url: str, revision: str = "head") -> None:
-    """Bring the database at `database_url` up to `revision` (blocking)."""
+    """Bring the database at `database_url` (a `postgresql://` URL) up to `revision`."""
+    if not database_url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("the database URL must start with postgresql://")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", alembic_url(database_url).replace("%", "%%"))
+    config.attributes["database_url"] = database_url
     command.upgrade(config, revision)
