@@ -84,6 +84,14 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return problem(exc.status_code, exc.detail, request, extra=extra)  # type: ignore[return-value]
 
 
+def _unstorable(request: Request[Any, Any, Any], exc: Exception) -> Response[object]:
+    return problem(400, "the request holds a value the database cannot store", request)  # type: ignore[return-value]
+
+
+def _unreadable_body(request: Request[Any, Any, Any], exc: Exception) -> Response[object]:
+    return problem(400, "the request body is not valid UTF-8 JSON of a sensible depth", request)  # type: ignore[return-value]
+
+
 def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[object]:
     log.warning("database unavailable: %s", type(exc).__name__)
     return problem(503, "the database is unavailable; try again shortly", request)  # type: ignore[return-value]
@@ -97,6 +105,9 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[obj
 EXCEPTION_HANDLERS = {
     AdminError: _admin_error,
     HTTPException: _http_error,
+    asyncpg.DataError: _unstorable,
+    RecursionError: _unreadable_body,
+    UnicodeDecodeError: _unreadable_body,
     asyncpg.PostgresConnectionError: _database_down,
     asyncpg.CannotConnectNowError: _database_down,
     ConnectionError: _database_down,

@@ -11,12 +11,18 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import msgspec
 
-from data_plane.asgi import JSON, Receive, Scope, Send, send_error, send_response
+from data_plane.asgi import JSON, Receive, Responder, Scope, Send, send_error, send_response
 from data_plane.handlers import Gateway
 from data_plane.snapshot import SnapshotHolder
 from data_plane.sync import Follower
 from shared.config import Settings
-from shared.errors import GatewayError, MethodNotAllowed, NotFound, ServiceUnavailable
+from shared.errors import (
+    GatewayError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+)
 from shared.secrets import SecretBox
 
 __all__ = ["DataPlane"]
@@ -51,6 +57,7 @@ class DataPlane:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         methods = self._routes.get(scope["path"])
+        out = Responder(send)
         try:
             if methods is None:
                 raise NotFound(f"Unknown path {scope['path']}.")
@@ -60,11 +67,14 @@ class DataPlane:
                     f"{scope['method']} is not allowed here.",
                     headers=((b"allow", ", ".join(methods).encode()),),
                 )
-            await handler(scope, receive, send)
+            await handler(scope, receive, out)
         except GatewayError as exc:
-            await send_error(send, exc)
-        except ConnectionResetError:
+            await send_error(out, exc)
+        except OSError:
             pass  # the client left before we could answer
+        except Exception:
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            await send_error(out, InternalError("The gateway failed to handle the request."))
 
     async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_response(send, 200, b'{"status":"ok"}', (JSON,))
@@ -106,7 +116,7 @@ class DataPlane:
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
         follow.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await follow
         await session.close()
         await send({"type": "lifespan.shutdown.complete"})

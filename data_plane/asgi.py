@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from shared.errors import GatewayError, PayloadTooLarge, error_json
+from shared.errors import GatewayError, PayloadTooLarge, error_event, error_json
 
 __all__ = [
     "JSON",
     "Receive",
+    "Responder",
     "Scope",
     "Send",
     "header",
@@ -61,5 +62,25 @@ async def send_response(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send: Send, exc: GatewayError) -> None:
-    await send_response(send, exc.status, error_json(exc), (JSON, *exc.headers))
+class Responder:
+    """Wraps `send` and remembers whether the response has started."""
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
+async def send_error(out: Responder, exc: GatewayError) -> None:
+    """The one way an error reaches a client: an OpenAI error body, or, once the
+    response has started (a stream), a final SSE error event that ends it."""
+    if out.started:
+        await out({"type": "http.response.body", "body": error_event(exc), "more_body": False})
+    else:
+        await send_response(out, exc.status, error_json(exc), (JSON, *exc.headers))

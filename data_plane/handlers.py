@@ -58,7 +58,7 @@ def authorize(state: State, key: ApiKey, model: str) -> Route:
 def parse_chat(body: bytes) -> tuple[dict[str, Any], str, bool]:
     try:
         data = _decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")

@@ -51,14 +51,18 @@ class Follower:
         while True:
             try:
                 await self._follow()
+                log.warning("event log connection closed by the server; reconnecting")
             except _DB_ERRORS as exc:
-                log.warning("event log connection lost (%s); retrying", type(exc).__name__)
+                log.warning("event log connection lost (%s); reconnecting", type(exc).__name__)
+            except Exception:
+                log.exception("event log follower failed; retrying")
             self.reconnects += 1
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, self._max_backoff)
 
     async def _follow(self) -> None:
-        conn = await asyncpg.connect(self._url, timeout=5)
+        # command_timeout: the safety poll doubles as a liveness check of this connection.
+        conn = await asyncpg.connect(self._url, timeout=5, command_timeout=10)
         wake = asyncio.Event()
         lost = asyncio.Event()
 

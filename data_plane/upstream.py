@@ -2,7 +2,8 @@
 
 Non-streaming answers are relayed whole. Streams are relayed piece by piece as
 the upstream sends them, without re-encoding; if the upstream fails after the
-stream started, the client gets a final SSE error event and the stream closes.
+stream started, the error propagates and the app ends the stream with a final
+SSE error event.
 If the client goes away, the upstream request is abandoned at once.
 """
 
@@ -16,7 +17,7 @@ import aiohttp
 
 from data_plane.asgi import JSON, Receive, Send, send_response
 from data_plane.providers import Adapter, UpstreamRequest
-from shared.errors import GatewayError, UpstreamError, UpstreamTimeout, error_event
+from shared.errors import UpstreamError, UpstreamTimeout
 
 __all__ = ["relay"]
 
@@ -78,17 +79,16 @@ async def _relay_stream(
 
 
 async def _pump(resp: aiohttp.ClientResponse, send: Send) -> None:
+    """Relay the upstream body. A break raises; the app then ends the stream with an error."""
     try:
         async for chunk in resp.content.iter_any():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except TimeoutError:
+        log.warning("upstream stream timed out")
+        raise UpstreamTimeout("The upstream stopped sending.") from None
+    except aiohttp.ClientError as exc:
         log.warning("upstream stream broke: %s", type(exc).__name__)
-        failure: GatewayError = (
-            UpstreamTimeout("the upstream stopped sending")
-            if isinstance(exc, TimeoutError)
-            else UpstreamError("the upstream stream broke off")
-        )
-        await send({"type": "http.response.body", "body": error_event(failure), "more_body": True})
+        raise UpstreamError("The upstream stream broke off.") from None
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequest",
     "GatewayError",
+    "InternalError",
     "MethodNotAllowed",
     "ModelNotAllowed",
     "ModelNotFound",
@@ -21,6 +22,7 @@ __all__ = [
     "PayloadTooLarge",
     "ServiceUnavailable",
     "UpstreamError",
+    "UpstreamRefused",
     "UpstreamTimeout",
     "error_event",
     "error_json",
@@ -46,6 +48,20 @@ class GatewayError(Exception):
         if code is not None:
             self.code = code
         self.headers = headers
+
+
+class InternalError(GatewayError):
+    """A bug of ours; the details go to the log, not to the client."""
+
+
+class UpstreamRefused(GatewayError):
+    """An upstream 4xx that the client should see as it was (status, type, code, message)."""
+
+    def __init__(
+        self, status: int, message: str, type_: str, code: str | None, param: str | None
+    ) -> None:
+        super().__init__(message, param=param)
+        self.status, self.type, self.code = status, type_, code
 
 
 class BadRequest(GatewayError):

@@ -22,14 +22,14 @@ def serve(
     graceful_seconds: int,
     argv: list[str] | None = None,
 ) -> None:
-    settings = Settings.from_env()
-    host, port = default_address(settings)
     parser = argparse.ArgumentParser(prog=prog)
-    parser.add_argument("--host", default=host)
-    parser.add_argument("--port", type=int, default=port)
-    args = parser.parse_args(argv)
-    setup_logging(settings.log_level)
     try:
+        settings = Settings.from_env()
+        host, port = default_address(settings)
+        parser.add_argument("--host", default=host)
+        parser.add_argument("--port", type=int, default=port)
+        args = parser.parse_args(argv)
+        setup_logging(settings.log_level)
         app = make_app(settings)
     except ConfigError as exc:
         parser.exit(2, f"{prog}: {exc}\n")

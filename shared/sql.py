@@ -6,7 +6,7 @@ A file holds one or more queries, each introduced by a header line::
     INSERT INTO events (...) VALUES (...) RETURNING position;
 
 `load_queries(directory)` returns them by name. The schema check
-(`shared/sqlcheck.py`, `sluice check-sql`) reads the same files, so every query that runs has
+(`shared/tools/sqlcheck.py`, `sluice check-sql`) reads the same files, so every query that runs has
 been checked against the migrated schema.
 """
 

@@ -71,6 +71,9 @@ async def test_unauthenticated_requests_get_401(
         (b'{"messages": []}', "model"),
         (b'{"model": 7}', "model"),
         (b'{"model": "errors-model", "stream": "yes"}', "stream"),
+        (b'{"model": "errors-model", "x": "\xff\xfe"}', None),
+        (b"[" * 100_000 + b"]" * 100_000, None),
+        (b'{"model": "\\ud800"}', None),
     ],
 )
 async def test_malformed_bodies_get_400(stack: Stack, key: str, body: bytes, param: str) -> None:

@@ -48,7 +48,7 @@ def test_sluice_run(database_url: str, tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "run"], env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "shared.tools.cli", "run"], env=env, stdout=out, stderr=out
         )
     extra: Server | None = None
     try:

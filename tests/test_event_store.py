@@ -129,3 +129,29 @@ async def test_projection_and_notify_share_the_append_transaction(
         assert state.position == events[-1].position
     finally:
         await listener.close()
+
+
+async def test_a_failing_projection_rolls_back_the_event_and_its_notify(
+    store: EventStore, database_url: str
+) -> None:
+    tid = str(uuid.uuid4())
+    # a row in the way: the projection's INSERT will fail inside the append transaction
+    await store.pool.execute(
+        "INSERT INTO tenants (id, name, version, created_at, updated_at)"
+        " VALUES ($1, 'squatter', 1, now(), now())",
+        uuid.UUID(tid),
+    )
+    listener = await asyncpg.connect(database_url)
+    payloads: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener(CHANNEL, lambda *args: payloads.put_nowait(args[3]))
+    try:
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await store.append(f"tenant:{tid}", _create(tid, "blocked"), actor="t")
+        assert await store.pool.fetchval("SELECT count(*) FROM events") == 0
+        other = str(uuid.uuid4())
+        events = await store.append(f"tenant:{other}", _create(other, "fine"), actor="t")
+        # the first notification to arrive is the second append's: the failed one sent none
+        assert await asyncio.wait_for(payloads.get(), 2) == str(events[-1].position)
+        assert payloads.empty()
+    finally:
+        await listener.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.sql import parse_query_file
-from shared.sqlcheck import QUERY_DIRS, check_query, check_tree, load_schema, main
+from shared.tools.sqlcheck import QUERY_DIRS, check_query, check_tree, load_schema, main
 
 REPO = Path(__file__).resolve().parents[1]
 MIGRATIONS = sorted((REPO / "migrations" / "sql").glob("*.sql"))
@@ -370,7 +370,7 @@ def test_main_reports_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def _run_cli(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.sqlcheck", str(root)],
+        [sys.executable, "-m", "shared.tools.sqlcheck", str(root)],
         cwd=REPO,
         capture_output=True,
         text=True,

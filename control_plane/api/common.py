@@ -14,6 +14,7 @@ from control_plane.errors import Invalid, NotFound
 from control_plane.store import EventStore
 
 __all__ = [
+    "TEXT",
     "IfMatch",
     "Limit",
     "Name",
@@ -27,7 +28,14 @@ __all__ = [
 
 T = TypeVar("T")
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+# Printable text with at least one visible character: no control characters (NUL
+# cannot be stored, and the others only make trouble in logs and headers).
+TEXT = r"^[^\x00-\x1f\x7f]*$"
+Name = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"),
+]
+Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="At most this many items.")]
 IfMatch = Annotated[
     str | None,
     HeaderParameter(
@@ -36,8 +44,6 @@ IfMatch = Annotated[
         description="Expected version of the resource (its ETag); a stale one is refused with 409.",
     ),
 ]
-Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="At most this many items.")]
-
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
 
 

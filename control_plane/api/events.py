@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.params import QueryParameter
 
-from control_plane.api.common import Limit, get_store
+from control_plane.api.common import TEXT, Limit, get_store
 from control_plane.queries import Q
 
 __all__ = ["EventController"]
@@ -45,9 +45,13 @@ class EventController(Controller):
     async def list(
         self,
         request: Request[Any, Any, Any],
-        stream: Annotated[str | None, QueryParameter(description="Only this stream.")] = None,
+        stream: Annotated[
+            str | None,
+            QueryParameter(description="Only this stream.", max_length=300, pattern=TEXT),
+        ] = None,
         before: Annotated[
-            int | None, QueryParameter(ge=1, description="Only events before this position.")
+            int | None,
+            QueryParameter(ge=1, le=2**63 - 1, description="Only events before this position."),
         ] = None,
         limit: Limit = 100,
     ) -> EventPage:

@@ -11,7 +11,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from control_plane.api.common import actor_of, from_row, from_rows, get_store, one
+from control_plane.api.common import TEXT, actor_of, from_row, from_rows, get_store, one
 from control_plane.errors import NotFound
 from control_plane.queries import Q
 from shared.events import KeyCreated, KeyRevoked, Payload
@@ -20,7 +20,7 @@ from shared.state import State
 
 __all__ = ["KeyController", "TenantKeyController"]
 
-KeyName = Annotated[str, msgspec.Meta(max_length=200)]
+KeyName = Annotated[str, msgspec.Meta(max_length=200, pattern=TEXT)]
 
 
 class KeyIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -22,8 +22,8 @@ from shared.state import State
 __all__ = ["ProviderController"]
 
 ProviderKind = Literal["openai"]
-Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
-ApiKeyIn = Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
+Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000, pattern=r"^[^\s\x00-\x1f\x7f]+$")]
+ApiKeyIn = Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=r"^[\x21-\x7e]+$")]
 
 
 class ProviderIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -46,9 +46,15 @@ class Provider(msgspec.Struct):
 
 
 def _checked_base_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        raise Invalid(f"base_url is not a valid URL: {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid(f"base_url must be an http(s) URL, not {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise Invalid("base_url must not carry credentials; give the key as api_key")
     if parts.query or parts.fragment:
         raise Invalid("base_url must not carry a query or a fragment")
     return url.rstrip("/")

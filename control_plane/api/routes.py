@@ -19,7 +19,9 @@ from shared.state import State
 
 __all__ = ["RouteController"]
 
-ModelName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^\S+$")]
+ModelName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s\x00-\x1f\x7f]+$")
+]
 
 
 class RouteIn(msgspec.Struct, forbid_unknown_fields=True):

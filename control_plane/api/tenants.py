@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from control_plane.api.common import (
@@ -81,9 +81,12 @@ class TenantController(Controller):
 
     @get(summary="List tenants")
     async def list(
-        self, request: Request[Any, Any, Any], limit: Limit = 100, offset: FromQuery[int] = 0
+        self,
+        request: Request[Any, Any, Any],
+        limit: Limit = 100,
+        offset: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0,
     ) -> list[Tenant]:
-        rows = await get_store(request).pool.fetch(Q.list_tenants, limit, max(offset, 0))
+        rows = await get_store(request).pool.fetch(Q.list_tenants, limit, offset)
         return from_rows(Tenant, rows)
 
     @get("/{tenant_id:uuid}", summary="Get a tenant")

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from data_plane.providers.base import Adapter, UpstreamRequest
-from shared.errors import GatewayError, UpstreamError
+from shared.errors import GatewayError, UpstreamError, UpstreamRefused
 
 __all__ = ["ADAPTER"]
 
@@ -49,13 +49,13 @@ def error_from_upstream(status: int, body: bytes) -> GatewayError:
             code="upstream_auth_failed",
         )
     if 400 <= status < 500:
-        exc = GatewayError(
+        return UpstreamRefused(
+            status,
             detail.message or f"the upstream refused the request ({status})",
-            param=detail.param,
-            code=code,
+            detail.type or "invalid_request_error",
+            code,
+            detail.param,
         )
-        exc.status, exc.type = status, detail.type or "invalid_request_error"
-        return exc
     return UpstreamError(f"the upstream failed ({status}): {detail.message}".rstrip(": "))
 
 

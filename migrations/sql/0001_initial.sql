@@ -7,7 +7,8 @@ CREATE TABLE events (
     type text NOT NULL,
     data jsonb NOT NULL,
     actor text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
+    -- clock_timestamp(): the time of the append, not of the transaction's start
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     CONSTRAINT events_stream_version_key UNIQUE (stream, stream_version),
     CONSTRAINT events_stream_version_positive CHECK (stream_version > 0)
 );

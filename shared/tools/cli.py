@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
+import asyncpg
+
 from shared.config import ConfigError, Settings
 
 __all__ = ["main"]
@@ -45,14 +47,17 @@ def main(argv: list[str] | None = None) -> None:
             from shared.migrate import migrate
 
             settings = Settings.from_env()
-            migrate(settings.database_url)
+            try:
+                migrate(settings.database_url)
+            except (ValueError, OSError, asyncpg.PostgresError) as exc:
+                sys.exit(f"sluice migrate: {type(exc).__name__}: {exc}")
             print("sluice: database migrated", file=sys.stderr)
         elif command == "check-sql":
-            from shared.sqlcheck import main as check_sql
+            from shared.tools.sqlcheck import main as check_sql
 
             sys.exit(check_sql(rest))
         elif command == "run":
-            from shared.devrun import main as run
+            from shared.tools.devrun import main as run
 
             run(rest)
         else:

@@ -21,12 +21,12 @@ from types import FrameType
 
 import httpx
 
-from shared.devseed import Seed, seed_demo
 from shared.migrate import migrate
+from shared.tools.devseed import Seed, seed_demo
 
 __all__ = ["main"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PG_SCRIPT = ROOT / "scripts" / "pg.sh"
 
 
@@ -143,6 +143,7 @@ def main(argv: list[str]) -> None:
     started_pg = _start_postgres(env)
     children: list[subprocess.Popen[bytes]] = []
     stop = running = False
+    failure = ""
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         nonlocal stop
@@ -153,7 +154,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     child_env = {**os.environ, **env}
-    sluice = [sys.executable, "-m", "shared.cli"]
+    sluice = [sys.executable, "-m", "shared.tools.cli"]
     try:
         migrate(env["SLUICE_DATABASE_URL"])
         fake_port = env["SLUICE_FAKE_PROVIDER_PORT"]
@@ -185,6 +186,8 @@ def main(argv: list[str]) -> None:
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
+    except (RuntimeError, httpx.HTTPError) as exc:
+        failure = f"sluice run: {exc}"
     finally:
         for proc in children:
             if proc.poll() is None:
@@ -197,3 +200,5 @@ def main(argv: list[str]) -> None:
         if started_pg:
             subprocess.run([str(PG_SCRIPT), "stop"], check=False)
         print("sluice run: stopped", file=sys.stderr)
+    if failure:
+        sys.exit(failure)

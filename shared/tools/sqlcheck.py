@@ -5,7 +5,7 @@ queries from the `.sql` files under `shared/`, `control_plane/` and
 `data_plane/`. Each query must parse as PostgreSQL and name only tables and
 columns that exist, without ambiguity.
 
-    python -m shared.sqlcheck [ROOT]
+    python -m shared.tools.sqlcheck [ROOT]
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ def check_tree(root: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.sqlcheck", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m shared.tools.sqlcheck", description=__doc__)
     parser.add_argument("root", nargs="?", type=Path, default=Path("."), help="project root")
     problems, count, tables = _check_tree(parser.parse_args(argv).root)
     for problem in problems:

@@ -77,4 +77,20 @@ def seed_demo(
         if time.monotonic() > deadline:
             raise RuntimeError("the data plane did not accept the demo key within 10 s")
         time.sleep(0.05)
+    _check_completion(data_plane_url, key, provider)
     return Seed(tenant_id=tenant["id"], api_key=key, model=DEMO_MODEL)
+
+
+def _check_completion(data_plane_url: str, key: str, provider: dict[str, Any]) -> None:
+    """One real completion through the demo route, so a broken setup fails loudly here."""
+    resp = httpx.post(
+        f"{data_plane_url}/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": DEMO_MODEL, "messages": [{"role": "user", "content": "ping"}]},
+        timeout=10,
+    )
+    if resp.status_code != 200:
+        raise RuntimeError(
+            f"a demo completion failed ({resp.status_code}: {resp.text}); the demo route goes to"
+            f" provider 'fake' at {provider['base_url']}: is the fake provider there?"
+        )
