@@ -19,6 +19,7 @@ from control_plane.api.routes import RouteController
 from control_plane.api.tenants import TenantController
 from control_plane.auth import require_admin
 from control_plane.errors import EXCEPTION_HANDLERS
+from control_plane.jobs import Jobs
 from control_plane.queries import Q
 from control_plane.store import EventStore
 from shared.config import Settings
@@ -44,13 +45,22 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # min_size=0: start (and answer 503) even while the database is down.
         pool = await asyncpg.create_pool(
-            settings.database_url, min_size=1, max_size=10, command_timeout=30
+            settings.database_url, min_size=0, max_size=10, command_timeout=30
         )
-        app.state.store = EventStore(pool, settings.notify_channel)
+        jobs = Jobs(
+            settings.database_url,
+            snapshot_every_events=settings.snapshot_every_events,
+            snapshot_every_seconds=settings.snapshot_every_seconds,
+        )
+        await jobs.start()
+        app.state.jobs = jobs
+        app.state.store = EventStore(pool, settings.notify_channel, after_append=jobs.after_append)
         try:
             yield
         finally:
+            await jobs.stop()
             await pool.close()
 
     admin = Router(

@@ -108,9 +108,11 @@ EXCEPTION_HANDLERS = {
     asyncpg.DataError: _unstorable,
     RecursionError: _unreadable_body,
     UnicodeDecodeError: _unreadable_body,
+    # The database is down, restarting, or unreachable: 503, and the pool reconnects
+    # by itself once it is back. (The control plane does no other network I/O.)
     asyncpg.PostgresConnectionError: _database_down,
-    asyncpg.CannotConnectNowError: _database_down,
-    ConnectionError: _database_down,
+    asyncpg.exceptions.OperatorInterventionError: _database_down,
     OSError: _database_down,
+    TimeoutError: _database_down,
     Exception: _unexpected,
 }

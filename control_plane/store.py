@@ -4,7 +4,7 @@ projections and the NOTIFY doorbell, all in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
@@ -22,6 +22,7 @@ __all__ = ["APPEND_LOCK", "Decide", "EventStore"]
 APPEND_LOCK = 0x5_1_0_1_C_E
 
 Decide = Callable[[State], Sequence[Payload]]
+AfterAppend = Callable[[int, int], Awaitable[None]]
 
 
 class EventStore:
@@ -31,9 +32,12 @@ class EventStore:
     lock), so a command is validated against exactly the state it will change.
     """
 
-    def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, channel: str, after_append: AfterAppend | None = None
+    ) -> None:
         self._pool = pool
         self._channel = channel
+        self._after_append = after_append
         self._state = State()
 
     @property
@@ -70,6 +74,8 @@ class EventStore:
                 await conn.execute(Q.notify, self._channel, str(events[-1].position))
         if state.position > self._state.position:
             self._state = state
+        if events and self._after_append is not None:
+            await self._after_append(events[0].position, events[-1].position)
         return events
 
     @staticmethod

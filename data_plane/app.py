@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 import msgspec
+from prometheus_client import CollectorRegistry
 
 from data_plane.asgi import JSON, Receive, Responder, Scope, Send, send_error, send_response
+from data_plane.cache import SnapshotCache
 from data_plane.handlers import Gateway
+from data_plane.metrics import CONTENT_TYPE, SyncCollector, render
 from data_plane.snapshot import SnapshotHolder
 from data_plane.sync import Follower
 from shared.config import Settings
@@ -24,6 +26,7 @@ from shared.errors import (
     ServiceUnavailable,
 )
 from shared.secrets import SecretBox
+from shared.snapshot_codec import state_digest
 
 __all__ = ["DataPlane"]
 
@@ -39,12 +42,16 @@ class DataPlane:
         settings.require("database_url", "secret_key")
         self.settings = settings
         self.holder = SnapshotHolder()
+        self.cache = SnapshotCache(settings.snapshot_cache, settings.snapshot_cache_interval)
         self.follower = Follower(
             settings.database_url,
             settings.notify_channel,
             self.holder,
+            self.cache,
             poll_interval=settings.sync_poll_interval,
         )
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(SyncCollector(self.holder, self.follower, self.cache))
         self.box = SecretBox(settings.secret_key)
         self.gateway: Gateway | None = None
         self._routes: dict[str, dict[str, Handler]] = {}
@@ -80,16 +87,33 @@ class DataPlane:
         await send_response(send, 200, b'{"status":"ok"}', (JSON,))
 
     async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
-        holder = self.holder
+        """200 once there is a snapshot to serve: "ready" when it came from the
+        database, "stale" while it comes from the disk cache; 503 "starting" before."""
+        holder, follower = self.holder, self.follower
         body = {
-            "status": "ready" if holder.loaded else "starting",
+            "status": holder.status,
             "position": holder.state.position,
-            "seconds_since_sync": round(time.monotonic() - holder.last_sync, 3)
-            if holder.loaded
-            else None,
-            "reconnects": self.follower.reconnects,
+            "lag": max(follower.latest_known - holder.state.position, 0),
+            "seconds_since_sync": holder.seconds_since_sync(),
+            "connected": follower.connected,
+            "reconnects": follower.reconnects,
+            "cache_position": self.cache.position,
         }
-        await send_response(send, 200 if holder.loaded else 503, msgspec.json.encode(body), (JSON,))
+        status = 200 if holder.loaded else 503
+        await send_response(send, status, msgspec.json.encode(body), (JSON,))
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_response(send, 200, render(self.registry), ((b"content-type", CONTENT_TYPE),))
+
+    async def _debug_snapshot(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The snapshot's position, event count and digest (only with debug endpoints on)."""
+        state = self.holder.state
+        body = {
+            "position": state.position,
+            "event_count": state.event_count,
+            "digest": state_digest(state),
+        }
+        await send_response(send, 200, msgspec.json.encode(body), (JSON,))
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -109,9 +133,15 @@ class DataPlane:
         self._routes = {
             "/healthz": {"GET": self._healthz},
             "/readyz": {"GET": self._readyz},
+            "/metrics": {"GET": self._metrics},
             "/v1/chat/completions": {"POST": self._when_ready(self.gateway.chat_completions)},
             "/v1/models": {"GET": self._when_ready(self.gateway.models)},
         }
+        if self.settings.debug_endpoints:
+            self._routes["/debug/snapshot"] = {"GET": self._debug_snapshot}
+        cached = self.cache.read()
+        if cached is not None:
+            self.holder.swap(cached)  # serve it ("stale") until the database answers
         follow = asyncio.create_task(self.follower.run(), name="sluice-follower")
         await send({"type": "lifespan.startup.complete"})
         message = await receive()

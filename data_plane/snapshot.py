@@ -10,14 +10,32 @@ __all__ = ["SnapshotHolder"]
 
 
 class SnapshotHolder:
-    """Holds the latest `State`. A request reads `.state` once, at its start."""
+    """Holds the latest `State`. A request reads `.state` once, at its start.
+
+    `loaded`: there is a state to serve (from the database or the disk cache).
+    `synced`: caught up with the database at least once since this process started;
+    loaded but not synced means serving from the disk cache ("stale").
+    """
 
     def __init__(self) -> None:
         self.state = State()
         self.loaded = False
+        self.synced = False
         self.last_sync = 0.0  # time.monotonic() of the last successful sync
 
     def swap(self, state: State) -> None:
         self.state = state
         self.loaded = True
+
+    def mark_synced(self) -> None:
+        self.synced = True
         self.last_sync = time.monotonic()
+
+    @property
+    def status(self) -> str:
+        if not self.loaded:
+            return "starting"
+        return "ready" if self.synced else "stale"
+
+    def seconds_since_sync(self) -> float | None:
+        return round(time.monotonic() - self.last_sync, 3) if self.synced else None

@@ -4,8 +4,10 @@ One dedicated connection (never pooled: a pooled one is reset with UNLISTEN *)
 listens on the channel. A notification, a reconnect and a slow safety poll all
 do the same thing: fetch the events after the last applied position, fold them
 into a new immutable state and swap it in. Events are applied strictly in
-position order, each once. If PostgreSQL goes away, the last snapshot keeps
-serving while the follower reconnects with backoff and jitter.
+position order, each once. The first contact after start loads the newest
+snapshot (or checks the disk cache's state against the database) before that.
+If PostgreSQL goes away, the last snapshot keeps serving while the follower
+reconnects with backoff and jitter.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import random
 
 import asyncpg
 
+from data_plane.cache import SnapshotCache
 from data_plane.snapshot import SnapshotHolder
 from shared.event_log import catch_up
+from shared.snapshots import load_state
+from shared.state import State
 
 __all__ = ["Follower"]
 
@@ -33,6 +38,7 @@ class Follower:
         database_url: str,
         channel: str,
         holder: SnapshotHolder,
+        cache: SnapshotCache,
         *,
         poll_interval: float = 5.0,
         max_backoff: float = 5.0,
@@ -40,10 +46,14 @@ class Follower:
         self._url = database_url
         self._channel = channel
         self._holder = holder
+        self._cache = cache
         self._poll_interval = poll_interval
         self._max_backoff = max_backoff
         self.reconnects = 0
-        self.latest_notified = 0
+        self.latest_known = 0  # the newest position heard of (notified or read)
+        self.snapshots_refused = 0  # stored snapshots of an unknown schema version
+        self.failed_syncs = 0
+        self.connected = False
 
     async def run(self) -> None:
         """Follow until cancelled."""
@@ -56,6 +66,7 @@ class Follower:
                 log.warning("event log connection lost (%s); reconnecting", type(exc).__name__)
             except Exception:
                 log.exception("event log follower failed; retrying")
+            self.connected = False
             self.reconnects += 1
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, self._max_backoff)
@@ -68,7 +79,7 @@ class Follower:
 
         def on_notify(_c: object, _pid: int, _channel: str, payload: str) -> None:
             if payload.isdigit():
-                self.latest_notified = max(self.latest_notified, int(payload))
+                self.latest_known = max(self.latest_known, int(payload))
             wake.set()
 
         def on_terminated(_c: object) -> None:
@@ -79,6 +90,7 @@ class Follower:
             conn.add_termination_listener(on_terminated)
             # Listen first, then read: a commit between the two is caught by either.
             await conn.add_listener(self._channel, on_notify)
+            self.connected = True
             await self._sync(conn)
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -89,13 +101,30 @@ class Follower:
         finally:
             conn.terminate()
 
+    async def _starting_state(self, conn: asyncpg.Connection) -> State:
+        """On the first contact: the cached state if it belongs to this database, else
+        the newest stored snapshot."""
+        holder = self._holder
+        if holder.loaded and await self._cache.matches(conn, holder.state):
+            return holder.state
+        state, refused = await load_state(conn)
+        self.snapshots_refused += refused
+        return state
+
     async def _sync(self, conn: asyncpg.Connection) -> None:
-        current = self._holder.state
+        holder = self._holder
+        current = holder.state
         try:
-            new = await catch_up(conn, current)
+            start = current if holder.synced else await self._starting_state(conn)
+            new = await catch_up(conn, start)
         except (KeyError, ValueError, TypeError):
+            self.failed_syncs += 1
             log.exception(
                 "cannot apply events after %d; keeping the current snapshot", current.position
             )
             return
-        self._holder.swap(new)
+        if new is not current:
+            holder.swap(new)
+        holder.mark_synced()
+        self.latest_known = max(self.latest_known, new.position)
+        await self._cache.maybe_write(conn, new)

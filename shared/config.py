@@ -28,6 +28,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sync_poll_interval: float = 5.0
     max_request_bytes: int = 8 * 1024 * 1024
     log_level: str = "info"
+    snapshot_every_events: int = 1000
+    snapshot_every_seconds: float = 60.0
+    snapshot_cache: str = ".sluice/cache/snapshot.msgpack"
+    snapshot_cache_interval: float = 10.0
+    debug_endpoints: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,7 +43,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if raw is None or raw == "":
                 continue
             try:
-                values[name] = field_type(raw)
+                values[name] = _parse_bool(raw) if field_type is bool else field_type(raw)
             except ValueError:
                 raise ConfigError(
                     f"SLUICE_{name.upper()}={raw!r} is not a valid {field_type.__name__}"
@@ -52,6 +57,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("missing setting(s): " + ", ".join(missing))
         if "secret_key" in names and len(self.secret_key) < 16:
             raise ConfigError("SLUICE_SECRET_KEY must be at least 16 characters")
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 _FIELDS: dict[str, type] = {f.name: f.type for f in msgspec.structs.fields(Settings)}

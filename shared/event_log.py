@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from shared.events import Event, decode_payload
+from shared.queries import Q
 from shared.reducer import apply
-from shared.sql import load_queries
 from shared.state import State
 
-__all__ = ["QUERIES", "catch_up", "event_from_row", "read_events_after"]
+__all__ = ["END", "catch_up", "event_from_row", "read_events_after"]
 
-QUERIES = load_queries(Path(__file__).parent / "sql")
 BATCH = 5000
+END = 2**63 - 1  # past every position
 
 
 def event_from_row(row: asyncpg.Record | dict[str, Any]) -> Event:
@@ -31,16 +30,16 @@ def event_from_row(row: asyncpg.Record | dict[str, Any]) -> Event:
 
 
 async def read_events_after(
-    conn: asyncpg.Connection, position: int, limit: int = BATCH
+    conn: asyncpg.Connection, position: int, upto: int = END, limit: int = BATCH
 ) -> list[Event]:
-    rows = await conn.fetch(QUERIES.events_after, position, limit)
+    rows = await conn.fetch(Q.events_between, position, upto, limit)
     return [event_from_row(row) for row in rows]
 
 
-async def catch_up(conn: asyncpg.Connection, state: State) -> State:
-    """Apply every event after `state.position`, in batches, and return the new state."""
+async def catch_up(conn: asyncpg.Connection, state: State, upto: int = END) -> State:
+    """Apply every event after `state.position` (and up to `upto`), in batches."""
     while True:
-        events = await read_events_after(conn, state.position)
+        events = await read_events_after(conn, state.position, upto)
         for event in events:
             state = apply(state, event)
         if len(events) < BATCH:

@@ -37,7 +37,9 @@ def apply(state: State, event: Event) -> State:
     if event.position <= state.position:
         raise OutOfOrderEvent(f"event {event.position} is not after state {state.position}")
     changed = _apply(event.payload, state)
-    return msgspec.structs.replace(changed, position=event.position)
+    return msgspec.structs.replace(
+        changed, position=event.position, event_count=state.event_count + 1
+    )
 
 
 def fold(state: State, events: Iterable[Event]) -> State:

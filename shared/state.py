@@ -54,9 +54,10 @@ def _empty() -> Map[Any, Any]:
 
 
 class State(msgspec.Struct, frozen=True):
-    """Everything the planes know, as of event `position`."""
+    """Everything the planes know, as of event `position` (after `event_count` events)."""
 
     position: int = 0
+    event_count: int = 0
     tenants: Map[str, Tenant] = msgspec.field(default_factory=_empty)
     keys: Map[str, ApiKey] = msgspec.field(default_factory=_empty)
     key_ids_by_hash: Map[str, str] = msgspec.field(default_factory=_empty)

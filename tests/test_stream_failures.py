@@ -89,7 +89,11 @@ async def test_client_leaving_mid_stream_closes_the_upstream_request(
 async def test_a_data_plane_without_its_database_is_alive_but_not_ready(
     stack: Stack, key: str
 ) -> None:
-    env = {**stack.env, "SLUICE_DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/x"}
+    env = {
+        **stack.env,
+        "SLUICE_DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/x",
+        "SLUICE_SNAPSHOT_CACHE": str(stack.log_dir / "no-such-cache.msgpack"),
+    }
     port = free_port()
     plane = Server("data-plane-no-db", "data_plane", ["--port", str(port)], env, stack.log_dir)
     try:

@@ -37,6 +37,7 @@ class Stack:
             "SLUICE_SECRET_KEY": self.secret_key,
             "SLUICE_LOG_LEVEL": "debug",
             "SLUICE_SYNC_POLL_INTERVAL": "5",
+            "SLUICE_DEBUG_ENDPOINTS": "true",
         }
 
     def admin(self) -> httpx.AsyncClient:
@@ -48,9 +49,9 @@ class Stack:
 
     def start_data_plane(self) -> Server:
         port = free_port()
-        server = Server(
-            f"data-plane-{port}", "data_plane", ["--port", str(port)], self.env, self.log_dir
-        )
+        env = {**self.env, "SLUICE_SNAPSHOT_CACHE": str(self.log_dir / f"cache-{port}.msgpack")}
+        name = f"data-plane-{port}"
+        server = Server(name, "data_plane", ["--port", str(port)], env, self.log_dir)
         self.servers.append(server)
         self.data_plane_urls.append(f"http://127.0.0.1:{port}")
         return server

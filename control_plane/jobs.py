@@ -1,0 +1,101 @@
+"""Background jobs on the PostgreSQL queue (pgqueuer): periodic snapshots.
+
+A snapshot is requested every `snapshot_every_events` events (by the append that
+crosses the boundary) and every `snapshot_every_seconds` seconds (by a timer in
+each control-plane process). Requests share one dedupe key, so however many
+processes ask, at most one snapshot job is queued or running at a time, and the
+job itself does nothing when no event came since the newest snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+
+import asyncpg
+from pgqueuer import PgQueuer, Queries
+from pgqueuer.db import AsyncpgPoolDriver
+from pgqueuer.models import Job
+
+from shared.snapshots import write_snapshot
+
+__all__ = ["SNAPSHOT_JOB", "Jobs"]
+
+log = logging.getLogger("sluice.control_plane.jobs")
+
+SNAPSHOT_JOB = "sluice.snapshot"
+
+
+class Jobs:
+    def __init__(
+        self, database_url: str, *, snapshot_every_events: int, snapshot_every_seconds: float
+    ) -> None:
+        self._url = database_url
+        self.every_events = snapshot_every_events
+        self.every_seconds = snapshot_every_seconds
+        self._pool: asyncpg.Pool | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pgq: PgQueuer | None = None
+        self.snapshots_written = 0
+
+    async def start(self) -> None:
+        # A pool of its own: the queue's listener holds one connection for good.
+        self._pool = await asyncpg.create_pool(self._url, min_size=0, max_size=3)
+        self._tasks = [
+            asyncio.create_task(self._work(), name="sluice-jobs-worker"),
+            asyncio.create_task(self._tick(), name="sluice-jobs-timer"),
+        ]
+
+    async def stop(self) -> None:
+        if self._pgq is not None:
+            self._pgq.shutdown.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def after_append(self, first: int, last: int) -> None:
+        """Called with the positions of each committed append."""
+        if self.every_events and (first - 1) // self.every_events != last // self.every_events:
+            await self.request_snapshot()
+
+    async def request_snapshot(self) -> None:
+        assert self._pool is not None
+        try:
+            queries = Queries(AsyncpgPoolDriver(self._pool))
+            await queries.enqueue(SNAPSHOT_JOB, None, dedupe_key=SNAPSHOT_JOB, on_conflict="skip")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("could not request a snapshot: %s", type(exc).__name__)
+
+    async def _snapshot(self, job: Job) -> None:
+        assert self._pool is not None
+        async with self._pool.acquire() as conn:
+            position = await write_snapshot(conn)
+        if position is not None:
+            self.snapshots_written += 1
+            log.info("snapshot written at position %d", position)
+
+    async def _work(self) -> None:
+        """Run the queue worker; if the database goes away, start it again."""
+        assert self._pool is not None
+        backoff = 0.5
+        while True:
+            self._pgq = PgQueuer.from_asyncpg_pool(self._pool)
+            self._pgq.entrypoint(SNAPSHOT_JOB)(self._snapshot)
+            try:
+                await self._pgq.run()
+                return
+            except Exception as exc:
+                log.warning("job worker stopped (%s); restarting", type(exc).__name__)
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, 10)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_seconds)
+            await self.request_snapshot()

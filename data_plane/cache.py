@@ -1,0 +1,97 @@
+"""The local snapshot cache: the latest state on disk, to boot from when the
+database cannot be reached.
+
+The file holds the encoded state and the identity (stream, version) of the event
+at its position. On the first contact with the database the follower checks that
+identity, so a cache left over from another database is thrown away, not served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+
+import asyncpg
+import msgspec
+
+from shared.queries import Q
+from shared.snapshot_codec import UnknownSchemaVersion, decode_state, encode_state
+from shared.state import State
+
+__all__ = ["CachedState", "SnapshotCache"]
+
+log = logging.getLogger("sluice.data_plane.cache")
+
+
+class CachedState(msgspec.Struct, frozen=True):
+    stream: str
+    stream_version: int
+    snapshot: bytes
+
+
+class SnapshotCache:
+    def __init__(self, path: str, interval: float) -> None:
+        self.path = Path(path) if path else None
+        self.interval = interval
+        self.position = 0  # of the state last written or read
+        self.identity: tuple[str, int] | None = None
+        self.refused = 0  # files that could not be used
+        self._last_write = 0.0
+
+    def read(self) -> State | None:
+        """The cached state, or None (no file, unreadable, or another schema version)."""
+        if self.path is None or not self.path.exists():
+            return None
+        try:
+            cached = msgspec.msgpack.decode(self.path.read_bytes(), type=CachedState)
+            state = decode_state(cached.snapshot)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError, UnknownSchemaVersion) as exc:
+            self.refused += 1
+            log.warning("not using the snapshot cache %s: %s", self.path, exc)
+            return None
+        self.position, self.identity = state.position, (cached.stream, cached.stream_version)
+        log.info("read the snapshot cache at position %d", state.position)
+        return state
+
+    async def matches(self, conn: asyncpg.Connection, state: State) -> bool:
+        """Whether the database holds the event the cached state ends with."""
+        row = await conn.fetchrow(Q.event_identity, state.position)
+        same = row is not None and (row["stream"], row["stream_version"]) == self.identity
+        if not same:
+            self.refused += 1
+            log.warning("the snapshot cache is from another database; folding afresh")
+        return same
+
+    async def maybe_write(self, conn: asyncpg.Connection, state: State) -> None:
+        """Write `state` if it is new and the last write is `interval` seconds old."""
+        now = time.monotonic()
+        if self.path is None or state.position in (0, self.position):
+            return
+        if now - self._last_write < self.interval:
+            return
+        row = await conn.fetchrow(Q.event_identity, state.position)
+        if row is None:
+            return
+        data = msgspec.msgpack.encode(
+            CachedState(row["stream"], row["stream_version"], encode_state(state))
+        )
+        self._last_write = now
+        try:
+            await asyncio.to_thread(_write_atomically, self.path, data)
+        except OSError as exc:
+            log.warning("cannot write the snapshot cache %s: %s", self.path, exc)
+            return
+        self.position, self.identity = state.position, (row["stream"], row["stream_version"])
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
