@@ -16,6 +16,7 @@ from control_plane.api.events import EventController
 from control_plane.api.keys import KeyController, TenantKeyController
 from control_plane.api.providers import ProviderController
 from control_plane.api.routes import RouteController
+from control_plane.api.state import StateController
 from control_plane.api.tenants import TenantController
 from control_plane.auth import require_admin
 from control_plane.errors import EXCEPTION_HANDLERS
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> Litestar:
             ProviderController,
             RouteController,
             EventController,
+            StateController,
         ],
         guards=[require_admin],
         security=[{"bearer": []}],

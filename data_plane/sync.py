@@ -25,10 +25,11 @@ from shared.event_log import catch_up
 from shared.snapshots import load_state
 from shared.state import State
 
-__all__ = ["Follower"]
+__all__ = ["FOLLOWER_APPLICATION_NAME", "Follower"]
 
 log = logging.getLogger("sluice.data_plane.sync")
 
+FOLLOWER_APPLICATION_NAME = "sluice-data-plane-follower"
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
@@ -73,7 +74,12 @@ class Follower:
 
     async def _follow(self) -> None:
         # command_timeout: the safety poll doubles as a liveness check of this connection.
-        conn = await asyncpg.connect(self._url, timeout=5, command_timeout=10)
+        conn = await asyncpg.connect(
+            self._url,
+            timeout=5,
+            command_timeout=10,
+            server_settings={"application_name": FOLLOWER_APPLICATION_NAME},
+        )
         wake = asyncio.Event()
         lost = asyncio.Event()
 

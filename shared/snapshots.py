@@ -24,10 +24,12 @@ async def _snapshot_state(conn: asyncpg.Connection, at: int) -> tuple[State, boo
     if row is None:
         return State(), False
     try:
-        return decode_state(row["data"]), False
+        state = decode_state(row["data"])
     except UnknownSchemaVersion as exc:
         log.warning("ignoring the snapshot at %d: %s; folding the log", row["position"], exc)
         return State(), True
+    log.info("starting from the snapshot at position %d", state.position)
+    return state, False
 
 
 async def load_state(conn: asyncpg.Connection, at: int = END) -> tuple[State, bool]:

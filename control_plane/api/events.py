@@ -1,4 +1,4 @@
-"""The event log, read as the audit log: newest first, by stream, a page at a time."""
+"""The event log, read as the audit log: newest first, filtered, a page at a time."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from litestar import Controller, Request, get
 from litestar.params import QueryParameter
 
 from control_plane.api.common import TEXT, Limit, get_store
+from control_plane.errors import Invalid
 from control_plane.queries import Q
 
 __all__ = ["EventController"]
 
 # Fields that hold secret material, even encrypted or hashed, are not shown.
 _REDACTED = frozenset({"api_key_ciphertext", "hash"})
+
+Filter = Annotated[str | None, QueryParameter(max_length=300, pattern=TEXT)]
 
 
 class AuditEvent(msgspec.Struct):
@@ -45,9 +48,14 @@ class EventController(Controller):
     async def list(
         self,
         request: Request[Any, Any, Any],
-        stream: Annotated[
-            str | None,
-            QueryParameter(description="Only this stream.", max_length=300, pattern=TEXT),
+        stream: Filter = None,
+        type: Filter = None,
+        actor: Filter = None,
+        since: Annotated[
+            datetime | None, QueryParameter(description="Only events at or after this time.")
+        ] = None,
+        until: Annotated[
+            datetime | None, QueryParameter(description="Only events before this time.")
         ] = None,
         before: Annotated[
             int | None,
@@ -55,7 +63,13 @@ class EventController(Controller):
         ] = None,
         limit: Limit = 100,
     ) -> EventPage:
-        rows = await get_store(request).pool.fetch(Q.list_events, stream, before, limit)
+        """Filters combine; `next_before` pages on to older events with the same filters."""
+        for name, moment in (("since", since), ("until", until)):
+            if moment is not None and moment.tzinfo is None:
+                raise Invalid(f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z")
+        rows = await get_store(request).pool.fetch(
+            Q.list_events, stream, type, actor, since, until, before, limit
+        )
         events = [
             AuditEvent(
                 position=row["position"],

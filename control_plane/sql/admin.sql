@@ -45,12 +45,17 @@ FROM routes
 WHERE id = $1 AND deleted_at IS NULL;
 
 -- name: list_events
+-- Newest first; every filter is optional (NULL: no filter).
 SELECT position, stream, stream_version, type, data, actor, created_at
 FROM events
 WHERE ($1::text IS NULL OR stream = $1)
-  AND ($2::bigint IS NULL OR position < $2)
+  AND ($2::text IS NULL OR type = $2)
+  AND ($3::text IS NULL OR actor = $3)
+  AND ($4::timestamptz IS NULL OR created_at >= $4)
+  AND ($5::timestamptz IS NULL OR created_at < $5)
+  AND ($6::bigint IS NULL OR position < $6)
 ORDER BY position DESC
-LIMIT $3;
+LIMIT $7;
 
 -- name: ping
 SELECT 1 AS ok;

@@ -38,6 +38,7 @@ class Stack:
             "SLUICE_LOG_LEVEL": "debug",
             "SLUICE_SYNC_POLL_INTERVAL": "5",
             "SLUICE_DEBUG_ENDPOINTS": "true",
+            "SLUICE_SNAPSHOT_EVERY_SECONDS": "1",
         }
 
     def admin(self) -> httpx.AsyncClient:

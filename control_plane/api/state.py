@@ -1,0 +1,107 @@
+"""Time travel: the state of the world as it was after a given event."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.params import QueryParameter
+
+from control_plane.api.common import get_store
+from control_plane.errors import Invalid
+from shared.event_log import END
+from shared.queries import Q as SHARED_Q
+from shared.snapshots import load_state
+
+__all__ = ["StateController"]
+
+
+class KeyView(msgspec.Struct):
+    id: str
+    tenant_id: str
+    name: str
+    prefix: str
+
+
+class ProviderView(msgspec.Struct):
+    id: str
+    name: str
+    kind: str
+    base_url: str
+    has_api_key: bool
+
+
+class RouteView(msgspec.Struct):
+    id: str
+    model: str
+    provider_id: str
+    upstream_model: str
+    tenant_ids: list[str] | None
+
+
+class TenantView(msgspec.Struct):
+    id: str
+    name: str
+
+
+class StateView(msgspec.Struct):
+    position: int
+    event_count: int
+    tenants: list[TenantView]
+    keys: list[KeyView]
+    providers: list[ProviderView]
+    routes: list[RouteView]
+
+
+class StateController(Controller):
+    path = "/state"
+    tags = ["audit"]
+
+    @get(summary="The state as it was after an event position (default: now)")
+    async def read(
+        self,
+        request: Request[Any, Any, Any],
+        at: Annotated[
+            int | None,
+            QueryParameter(ge=0, le=2**63 - 1, description="An event position; absent: now."),
+        ] = None,
+    ) -> StateView:
+        """Folded from the newest snapshot at or before `at`, plus the events up to it.
+        Key secrets and hashes and provider keys are never part of it."""
+        async with get_store(request).pool.acquire() as conn:
+            newest: int = await conn.fetchval(SHARED_Q.latest_position)
+            if at is not None and at > newest:
+                raise Invalid(f"position {at} is past the newest event ({newest})")
+            state, _ = await load_state(conn, END if at is None else at)
+        return StateView(
+            position=state.position,
+            event_count=state.event_count,
+            tenants=sorted(
+                (TenantView(t.id, t.name) for t in state.tenants.values()), key=lambda t: t.id
+            ),
+            keys=sorted(
+                (KeyView(k.id, k.tenant_id, k.name, k.prefix) for k in state.keys.values()),
+                key=lambda k: k.id,
+            ),
+            providers=sorted(
+                (
+                    ProviderView(p.id, p.name, p.kind, p.base_url, p.api_key_ciphertext is not None)
+                    for p in state.providers.values()
+                ),
+                key=lambda p: p.id,
+            ),
+            routes=sorted(
+                (
+                    RouteView(
+                        r.id,
+                        r.model,
+                        r.provider_id,
+                        r.upstream_model,
+                        None if r.tenant_ids is None else sorted(r.tenant_ids),
+                    )
+                    for r in state.routes.values()
+                ),
+                key=lambda r: r.model,
+            ),
+        )

@@ -1,0 +1,182 @@
+"""Every data plane folds exactly the event log: under concurrent writers, across a
+killed LISTEN connection, and when starting from a stored snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+import msgspec
+import pytest
+
+from control_plane.store import EventStore
+from data_plane.sync import FOLLOWER_APPLICATION_NAME
+from shared.event_log import catch_up
+from shared.events import KeyCreated, Payload, TenantCreated, TenantRenamed
+from shared.snapshot_codec import state_digest
+from shared.state import State
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def _table_fold(database_url: str) -> tuple[State, int]:
+    """The fold of the whole table, from scratch, and the table's row count."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        state = await catch_up(conn, State())
+        count: int = await conn.fetchval("SELECT count(*) FROM events")
+    finally:
+        await conn.close()
+    return state, count
+
+
+async def _snapshot_of(url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        data: dict[str, Any] = (await client.get(url + "/debug/snapshot")).json()
+        return data
+
+
+async def _until_position(urls: list[str], position: int, within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    for url in urls:
+        while (await _snapshot_of(url))["position"] < position:
+            assert time.monotonic() < deadline, f"{url} did not reach position {position}"
+            await asyncio.sleep(0.05)
+
+
+async def test_concurrent_writers_two_followers_exact_fold(stack: Stack) -> None:
+    writers, per_writer = 8, 500
+    pools = [await asyncpg.create_pool(stack.database_url, min_size=1, max_size=4) for _ in (0, 1)]
+    # two stores: two control-plane processes' worth of writers
+    stores = [EventStore(pool, "sluice_events") for pool in pools]
+    shared_ids = [str(uuid.uuid4()) for _ in range(4)]
+    for tid in shared_ids:
+        await stores[0].append(
+            f"tenant:{tid}", lambda s, t=tid: [TenantCreated(id=t, name=f"shared-{t}")], actor="w"
+        )
+
+    async def writer(w: int) -> None:
+        store = stores[w % 2]
+        own = str(uuid.uuid4())
+        await store.append(
+            f"tenant:{own}", lambda s: [TenantCreated(id=own, name=f"own-{own}")], actor=f"w{w}"
+        )
+        for i in range(per_writer - 1):
+            if i % 2:  # a stream every writer shares
+                tid = shared_ids[i % len(shared_ids)]
+
+                def decide(s: State, t: str = tid, n: str = f"w{w}-{i}") -> list[Payload]:
+                    return [TenantRenamed(id=t, name=n)]
+
+                await store.append(f"tenant:{tid}", decide, actor=f"w{w}")
+            else:  # a stream of its own
+                kid = str(uuid.uuid4())
+
+                def create(s: State, k: str = kid) -> list[Payload]:
+                    return [KeyCreated(id=k, tenant_id=own, name="", prefix="p", hash=k)]
+
+                await store.append(f"key:{kid}", create, actor=f"w{w}")
+
+    try:
+        await asyncio.gather(*(writer(w) for w in range(writers)))
+    finally:
+        for pool in pools:
+            await pool.close()
+    expected, rows = await _table_fold(stack.database_url)
+    assert expected.event_count == rows
+    await _until_position(stack.data_plane_urls, expected.position)
+    for url in stack.data_plane_urls:
+        seen = await _snapshot_of(url)
+        assert seen["position"] == expected.position
+        assert seen["event_count"] == rows  # every event once: no gap, no duplicate
+        assert seen["digest"] == state_digest(expected)
+
+
+async def test_killed_listener_reconnects_and_catches_up(stack: Stack) -> None:
+    tenant = await stack.create_tenant()
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        killed = await conn.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = $1 AND datname = current_database()",
+            FOLLOWER_APPLICATION_NAME,
+        )
+    finally:
+        await conn.close()
+    assert len(killed) == len(stack.data_plane_urls)
+    key = await stack.create_key(tenant["id"])  # appended while the listeners are down
+    deadline = time.monotonic() + 10
+    async with httpx.AsyncClient(timeout=5) as client:
+        for url in stack.data_plane_urls:
+            while True:
+                resp = await client.get(
+                    url + "/v1/models", headers={"authorization": f"Bearer {key['key']}"}
+                )
+                if resp.status_code == 200:
+                    break
+                assert time.monotonic() < deadline, f"{url} never saw the new key"
+                await asyncio.sleep(0.05)
+            ready = (await client.get(url + "/readyz")).json()
+            assert ready["reconnects"] >= 1
+            assert ready["connected"] is True
+            metrics = (await client.get(url + "/metrics")).text
+            assert "sluice_event_log_reconnects_total" in metrics
+
+
+async def test_snapshots_are_written_and_new_data_planes_start_from_them(stack: Stack) -> None:
+    await stack.create_tenant()  # at least one event after any earlier snapshot
+    expected, _ = await _table_fold(stack.database_url)
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        deadline = time.monotonic() + 15
+        while True:  # the control plane's timer asks for one every second in the tests
+            newest = await conn.fetchval("SELECT max(position) FROM snapshots")
+            if newest is not None and newest >= expected.position:
+                break
+            assert time.monotonic() < deadline, "no snapshot was written"
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    server = stack.start_data_plane()
+    server.wait_http(stack.data_plane_urls[-1] + "/readyz")
+    assert f"starting from the snapshot at position {newest}" in server.log()
+    await _until_position([stack.data_plane_urls[-1]], expected.position)
+    current, _ = await _table_fold(stack.database_url)
+    seen = await _snapshot_of(stack.data_plane_urls[-1])
+    assert seen["digest"] == state_digest(current)
+    server.stop()
+    stack.data_plane_urls.pop()
+    stack.servers.remove(server)
+
+
+async def test_a_snapshot_of_an_unknown_schema_is_refused_and_said(stack: Stack) -> None:
+    expected, _ = await _table_fold(stack.database_url)
+    future = msgspec.msgpack.encode({"schema_version": 999, "anything": [1, 2, 3]})
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO snapshots (position, schema_version, data) VALUES ($1, 999, $2)"
+            " ON CONFLICT (position) DO UPDATE SET schema_version = 999, data = $2",
+            expected.position,
+            future,
+        )
+    finally:
+        await conn.close()
+    server = stack.start_data_plane()
+    try:
+        server.wait_http(stack.data_plane_urls[-1] + "/readyz")
+        seen = await _snapshot_of(stack.data_plane_urls[-1])
+        async with httpx.AsyncClient(timeout=5) as client:
+            metrics = (await client.get(stack.data_plane_urls[-1] + "/metrics")).text
+    finally:
+        server.stop()
+        stack.data_plane_urls.pop()
+        stack.servers.remove(server)
+    assert "snapshot schema 999" in server.log()
+    assert seen["digest"] == state_digest((await _table_fold(stack.database_url))[0])
+    assert "sluice_snapshot_rejected_total 1.0" in metrics
