@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: run test install lint check-sql pg-start pg-stop lock bench clean
+.PHONY: run test install lint check-sql pg-start pg-stop lock bench-propagation clean
 
 run: install
 	$(BIN)/sluice run
@@ -45,3 +45,7 @@ lock: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Revocation propagation to 4 data planes and start-up from a snapshot (docs/benchmarks.md).
+bench-propagation: install
+	$(BIN)/python bench/propagation.py
