@@ -69,7 +69,7 @@ class Jobs:
         try:
             queries = Queries(AsyncpgPoolDriver(self._pool))
             await queries.enqueue(SNAPSHOT_JOB, None, dedupe_key=SNAPSHOT_JOB, on_conflict="skip")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except Exception as exc:  # the database is away: the next tick asks again
             log.warning("could not request a snapshot: %s", type(exc).__name__)
 
     async def _snapshot(self, job: Job) -> None:

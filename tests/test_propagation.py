@@ -16,9 +16,17 @@ import pytest
 from control_plane.store import EventStore
 from data_plane.sync import FOLLOWER_APPLICATION_NAME
 from shared.event_log import catch_up
-from shared.events import KeyCreated, Payload, TenantCreated, TenantRenamed
+from shared.events import (
+    KeyCreated,
+    Payload,
+    TenantCreated,
+    TenantRenamed,
+    encode_payload,
+    event_type,
+)
 from shared.snapshot_codec import state_digest
 from shared.state import State
+from tests.support.processes import Server, free_port
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.timeout(120)
@@ -180,3 +188,60 @@ async def test_a_snapshot_of_an_unknown_schema_is_refused_and_said(stack: Stack)
     assert "snapshot schema 999" in server.log()
     assert seen["digest"] == state_digest((await _table_fold(stack.database_url))[0])
     assert "sluice_snapshot_rejected_total 1.0" in metrics
+
+
+async def test_the_safety_poll_covers_a_lost_notification(stack: Stack) -> None:
+    """An event that commits without its NOTIFY still arrives, by the slow poll."""
+    port = free_port()
+    env = {
+        **stack.env,
+        "SLUICE_SYNC_POLL_INTERVAL": "0.3",
+        "SLUICE_SNAPSHOT_CACHE": str(stack.log_dir / f"cache-{port}.msgpack"),
+    }
+    plane = Server("data-plane-poll", "data_plane", ["--port", str(port)], env, stack.log_dir)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        plane.wait_http(url + "/readyz")
+        tid = str(uuid.uuid4())
+        payload = TenantCreated(id=tid, name="no-doorbell")
+        conn = await asyncpg.connect(stack.database_url)
+        try:  # the event alone, as if its notification had been lost
+            position = await conn.fetchval(
+                "INSERT INTO events (stream, stream_version, type, data, actor)"
+                " VALUES ($1, 1, $2, $3::jsonb, 'test') RETURNING position",
+                f"tenant:{tid}",
+                event_type(payload),
+                encode_payload(payload).decode(),
+            )
+        finally:
+            await conn.close()
+        await _until_position([url], position, within=5)
+    finally:
+        plane.stop()
+
+
+async def test_readiness_and_metrics_report_the_sync(stack: Stack) -> None:
+    await stack.create_tenant()
+    expected, rows = await _table_fold(stack.database_url)
+    await _until_position(stack.data_plane_urls, expected.position)
+    async with httpx.AsyncClient(timeout=5) as client:
+        for url in stack.data_plane_urls:
+            ready = (await client.get(url + "/readyz")).json()
+            assert ready["status"] == "ready"
+            assert ready["position"] == expected.position
+            assert ready["lag"] == 0
+            assert 0 <= ready["seconds_since_sync"] < 6  # the poll refreshes it every 5 s
+            metrics = await client.get(url + "/metrics")
+            assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+            values = dict(
+                line.rsplit(" ", 1)
+                for line in metrics.text.splitlines()
+                if line and not line.startswith("#")
+            )
+            assert float(values["sluice_snapshot_position"]) == expected.position
+            assert float(values["sluice_snapshot_events"]) == rows
+            assert float(values["sluice_snapshot_lag_events"]) == 0
+            assert 0 <= float(values["sluice_snapshot_seconds_since_sync"]) < 6
+            assert float(values["sluice_event_log_connected"]) == 1
+            assert float(values["sluice_snapshot_stale"]) == 0
+            assert "sluice_event_log_reconnects_total" in values
