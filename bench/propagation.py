@@ -11,6 +11,9 @@ with TENANTS tenants and KEYS keys, stores a snapshot, then:
 2. runs TRIALS revocations through the admin API: for each, the time from the
    DELETE's 204 to the moment each data plane answers 401 for that key.
 
+Each data plane runs as deployed: disk cache on (its own file, empty at start),
+safety poll every 5 s.
+
 The bulk tenants and keys are written as events with COPY (the admin API would
 take minutes for 100,000 keys); every key that is revoked is created through
 the admin API. Writes JSON to bench/results/propagation.json.
@@ -69,6 +72,10 @@ def _rss_kib(pid: int) -> int:
 
 class Proc:
     def __init__(self, module: str, port: int, env: dict[str, str], log: Path) -> None:
+        # each data plane keeps its disk cache (as deployed), starting without one
+        cache = log.with_suffix(".cache")
+        cache.unlink(missing_ok=True)
+        env = {**env, "SLUICE_SNAPSHOT_CACHE": str(cache)}
         self.url = f"http://127.0.0.1:{port}"
         self.started = time.monotonic()
         self._log = log.open("wb")
@@ -143,11 +150,13 @@ async def _trial(
 ) -> list[float]:
     key = (await admin.post(f"/tenants/{tenant_id}/keys", json={})).json()
     auth = {"authorization": f"Bearer {key['key']}"}
-    for url in planes:  # every plane accepts it first
+    for url in planes:  # every plane accepts it first, or the trial means nothing
         for _ in range(2000):
             if (await client.get(url + "/v1/models", headers=auth)).status_code == 200:
                 break
             await asyncio.sleep(0.001)
+        else:
+            raise RuntimeError(f"{url} never accepted the new key")
     resp = await admin.delete(f"/keys/{key['id']}")
     t0 = time.perf_counter()
     assert resp.status_code == 204, resp.text
@@ -193,7 +202,6 @@ def main() -> None:
         "SLUICE_ADMIN_TOKEN": "bench-" + secrets.token_urlsafe(16),
         "SLUICE_SECRET_KEY": secrets.token_urlsafe(32),
         "SLUICE_LOG_LEVEL": "warning",
-        "SLUICE_SNAPSHOT_CACHE": "",
     }
     procs: list[Proc] = []
     try:

@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # min_size=0: start (and answer 503) even while the database is down.
         pool = await asyncpg.create_pool(
-            settings.database_url, min_size=0, max_size=10, command_timeout=30
+            settings.database_url, min_size=0, max_size=10, command_timeout=30, timeout=5
         )
         jobs = Jobs(
             settings.database_url,
@@ -57,7 +57,9 @@ def create_app(settings: Settings) -> Litestar:
         )
         await jobs.start()
         app.state.jobs = jobs
-        app.state.store = EventStore(pool, settings.notify_channel, after_append=jobs.after_append)
+        app.state.store = EventStore(
+            pool, settings.notify_channel, in_transaction=jobs.in_transaction
+        )
         try:
             yield
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from http import HTTPStatus
 from typing import Any
 
@@ -112,7 +113,8 @@ EXCEPTION_HANDLERS = {
     # by itself once it is back. (The control plane does no other network I/O.)
     asyncpg.PostgresConnectionError: _database_down,
     asyncpg.exceptions.OperatorInterventionError: _database_down,
-    OSError: _database_down,
+    ConnectionError: _database_down,
+    socket.gaierror: _database_down,
     TimeoutError: _database_down,
     Exception: _unexpected,
 }

@@ -1,10 +1,11 @@
 """Background jobs on the PostgreSQL queue (pgqueuer): periodic snapshots.
 
-A snapshot is requested every `snapshot_every_events` events (by the append that
-crosses the boundary) and every `snapshot_every_seconds` seconds (by a timer in
-each control-plane process). Requests share one dedupe key, so however many
-processes ask, at most one snapshot job is queued or running at a time, and the
-job itself does nothing when no event came since the newest snapshot.
+A snapshot is requested every `snapshot_every_events` events (inside the append
+transaction that crosses the boundary, so the request is never lost) and every
+`snapshot_every_seconds` seconds (by a timer in each control-plane process).
+Requests share one dedupe key, so however many processes ask, at most one
+snapshot job is queued at a time; the job itself does nothing when no event came
+since the newest snapshot.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import random
 
 import asyncpg
 from pgqueuer import PgQueuer, Queries
-from pgqueuer.db import AsyncpgPoolDriver
+from pgqueuer.db import AsyncpgDriver, AsyncpgPoolDriver
 from pgqueuer.models import Job
 
 from shared.snapshots import write_snapshot
@@ -26,6 +27,10 @@ __all__ = ["SNAPSHOT_JOB", "Jobs"]
 log = logging.getLogger("sluice.control_plane.jobs")
 
 SNAPSHOT_JOB = "sluice.snapshot"
+
+
+async def _enqueue_snapshot(queries: Queries) -> None:
+    await queries.enqueue(SNAPSHOT_JOB, None, dedupe_key=SNAPSHOT_JOB, on_conflict="skip")
 
 
 class Jobs:
@@ -38,37 +43,37 @@ class Jobs:
         self._pool: asyncpg.Pool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pgq: PgQueuer | None = None
-        self.snapshots_written = 0
+        self._stopping = False
 
     async def start(self) -> None:
         # A pool of its own: the queue's listener holds one connection for good.
-        self._pool = await asyncpg.create_pool(self._url, min_size=0, max_size=3)
+        self._pool = await asyncpg.create_pool(self._url, min_size=0, max_size=3, timeout=5)
         self._tasks = [
             asyncio.create_task(self._work(), name="sluice-jobs-worker"),
             asyncio.create_task(self._tick(), name="sluice-jobs-timer"),
         ]
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._pgq is not None:
             self._pgq.shutdown.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await asyncio.wait_for(task, 10)
         if self._pool is not None:
-            await self._pool.close()
+            self._pool.terminate()
 
-    async def after_append(self, first: int, last: int) -> None:
-        """Called with the positions of each committed append."""
+    async def in_transaction(self, conn: asyncpg.Connection, first: int, last: int) -> None:
+        """Called inside each append transaction with the positions it wrote."""
         if self.every_events and (first - 1) // self.every_events != last // self.every_events:
-            await self.request_snapshot()
+            await _enqueue_snapshot(Queries(AsyncpgDriver(conn)))
 
     async def request_snapshot(self) -> None:
         assert self._pool is not None
         try:
-            queries = Queries(AsyncpgPoolDriver(self._pool))
-            await queries.enqueue(SNAPSHOT_JOB, None, dedupe_key=SNAPSHOT_JOB, on_conflict="skip")
+            await _enqueue_snapshot(Queries(AsyncpgPoolDriver(self._pool)))
         except Exception as exc:  # the database is away: the next tick asks again
             log.warning("could not request a snapshot: %s", type(exc).__name__)
 
@@ -77,25 +82,29 @@ class Jobs:
         async with self._pool.acquire() as conn:
             position = await write_snapshot(conn)
         if position is not None:
-            self.snapshots_written += 1
             log.info("snapshot written at position %d", position)
 
     async def _work(self) -> None:
-        """Run the queue worker; if the database goes away, start it again."""
+        """Run the queue worker; if it stops (the database went away, its listener
+        died), start it again, until the process stops."""
         assert self._pool is not None
         backoff = 0.5
-        while True:
+        while not self._stopping:
             self._pgq = PgQueuer.from_asyncpg_pool(self._pool)
             self._pgq.entrypoint(SNAPSHOT_JOB)(self._snapshot)
             try:
-                await self._pgq.run()
-                return
+                await self._pgq.run(shutdown_on_listener_failure=True)
+                backoff = 0.5
             except Exception as exc:
+                if self._stopping:
+                    return
                 log.warning("job worker stopped (%s); restarting", type(exc).__name__)
-            await asyncio.sleep(backoff * (0.5 + random.random()))
+            if self._stopping:
+                return
+            await asyncio.sleep(random.uniform(backoff / 2, backoff))
             backoff = min(backoff * 2, 10)
 
     async def _tick(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.every_seconds)
             await self.request_snapshot()

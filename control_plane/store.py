@@ -4,6 +4,7 @@ projections and the NOTIFY doorbell, all in one transaction.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
@@ -14,6 +15,7 @@ from control_plane.queries import Q
 from shared.event_log import catch_up
 from shared.events import Event, Payload, encode_payload, event_type
 from shared.reducer import apply
+from shared.snapshots import load_state
 from shared.state import State
 
 __all__ = ["APPEND_LOCK", "Decide", "EventStore"]
@@ -22,7 +24,8 @@ __all__ = ["APPEND_LOCK", "Decide", "EventStore"]
 APPEND_LOCK = 0x5_1_0_1_C_E
 
 Decide = Callable[[State], Sequence[Payload]]
-AfterAppend = Callable[[int, int], Awaitable[None]]
+# Runs inside the append transaction with (connection, first position, last position).
+InTransaction = Callable[[asyncpg.Connection, int, int], Awaitable[None]]
 
 
 class EventStore:
@@ -33,12 +36,13 @@ class EventStore:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, channel: str, after_append: AfterAppend | None = None
+        self, pool: asyncpg.Pool, channel: str, in_transaction: InTransaction | None = None
     ) -> None:
         self._pool = pool
         self._channel = channel
-        self._after_append = after_append
-        self._state = State()
+        self._in_transaction = in_transaction
+        self._state: State | None = None  # loaded from the newest snapshot on first use
+        self._loading = asyncio.Lock()
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -57,12 +61,13 @@ class EventStore:
         With `expected_version`, the stream must be at exactly that version
         (0 for a new stream), or `VersionConflict` is raised and nothing is written.
         """
+        known = await self._known_state()
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(Q.lock_appends, APPEND_LOCK)
             version: int = await conn.fetchval(Q.stream_version, stream)
             if expected_version is not None and expected_version != version:
                 raise VersionConflict(stream, expected_version, version)
-            state = await catch_up(conn, self._state)
+            state = await catch_up(conn, known)
             events: list[Event] = []
             for payload in decide(state):
                 version += 1
@@ -71,12 +76,22 @@ class EventStore:
                 await project(conn, event)
                 events.append(event)
             if events:
+                if self._in_transaction is not None:
+                    await self._in_transaction(conn, events[0].position, events[-1].position)
                 await conn.execute(Q.notify, self._channel, str(events[-1].position))
-        if state.position > self._state.position:
+        if self._state is None or state.position > self._state.position:
             self._state = state
-        if events and self._after_append is not None:
-            await self._after_append(events[0].position, events[-1].position)
         return events
+
+    async def _known_state(self) -> State:
+        """The newest state this process has folded; the first time, the newest stored
+        snapshot plus the events after it, read before taking the append lock so
+        that no writer waits while a large log is folded."""
+        async with self._loading:
+            if self._state is None:
+                async with self._pool.acquire() as conn:
+                    self._state, _ = await load_state(conn)
+            return self._state
 
     @staticmethod
     async def _insert(

@@ -89,7 +89,7 @@ class DataPlane:
     async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
         """200 once there is a snapshot to serve: "ready" when it came from the
         database, "stale" while it comes from the disk cache; 503 "starting" before."""
-        holder, follower = self.holder, self.follower
+        holder, follower = self.holder, self.follower.counters
         body = {
             "status": holder.status,
             "position": holder.state.position,
@@ -139,15 +139,13 @@ class DataPlane:
         }
         if self.settings.debug_endpoints:
             self._routes["/debug/snapshot"] = {"GET": self._debug_snapshot}
-        cached = self.cache.read()
-        if cached is not None:
-            self.holder.swap(cached)  # serve it ("stale") until the database answers
         follow = asyncio.create_task(self.follower.run(), name="sluice-follower")
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
         follow.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await follow
+        await self.cache.close()
         await session.close()
         await send({"type": "lifespan.shutdown.complete"})
 

@@ -1,9 +1,11 @@
 """The local snapshot cache: the latest state on disk, to boot from when the
-database cannot be reached.
+database cannot be reached at start.
 
 The file holds the encoded state and the identity (stream, version) of the event
 at its position. On the first contact with the database the follower checks that
-identity, so a cache left over from another database is thrown away, not served.
+identity, so a cache from another database is thrown away, not built on.
+Encoding and writing run in a worker thread, one write at a time, off the loop
+that serves requests.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class SnapshotCache:
         self.identity: tuple[str, int] | None = None
         self.refused = 0  # files that could not be used
         self._last_write = 0.0
+        self._writing: asyncio.Task[None] | None = None
 
     def read(self) -> State | None:
         """The cached state, or None (no file, unreadable, or another schema version)."""
@@ -62,32 +65,42 @@ class SnapshotCache:
         same = row is not None and (row["stream"], row["stream_version"]) == self.identity
         if not same:
             self.refused += 1
-            log.warning("the snapshot cache is from another database; folding afresh")
+            log.warning("the snapshot cache is from another database; loading afresh")
         return same
 
-    async def maybe_write(self, conn: asyncpg.Connection, state: State) -> None:
-        """Write `state` if it is new and the last write is `interval` seconds old."""
-        now = time.monotonic()
+    async def write_soon(self, conn: asyncpg.Connection, state: State) -> None:
+        """Start writing `state` in the background if it is new, the last write is
+        `interval` seconds old, and no write is under way. Only the identity query
+        runs here, on the caller's connection."""
         if self.path is None or state.position in (0, self.position):
             return
-        if now - self._last_write < self.interval:
+        if self._writing is not None and not self._writing.done():
+            return
+        if time.monotonic() - self._last_write < self.interval:
             return
         row = await conn.fetchrow(Q.event_identity, state.position)
         if row is None:
             return
-        data = msgspec.msgpack.encode(
-            CachedState(row["stream"], row["stream_version"], encode_state(state))
-        )
-        self._last_write = now
+        self._last_write = time.monotonic()
+        identity = (row["stream"], row["stream_version"])
+        self._writing = asyncio.create_task(self._write(state, identity), name="sluice-cache")
+
+    async def _write(self, state: State, identity: tuple[str, int]) -> None:
+        assert self.path is not None
         try:
-            await asyncio.to_thread(_write_atomically, self.path, data)
+            await asyncio.to_thread(_encode_and_write, self.path, state, identity)
         except OSError as exc:
             log.warning("cannot write the snapshot cache %s: %s", self.path, exc)
             return
-        self.position, self.identity = state.position, (row["stream"], row["stream_version"])
+        self.position, self.identity = state.position, identity
+
+    async def close(self) -> None:
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _encode_and_write(path: Path, state: State, identity: tuple[str, int]) -> None:
+    data = msgspec.msgpack.encode(CachedState(identity[0], identity[1], encode_state(state)))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as f:

@@ -21,21 +21,19 @@ class SyncCollector(Collector):
     """How far this replica's snapshot is from the event log."""
 
     def __init__(self, holder: SnapshotHolder, follower: Follower, cache: SnapshotCache) -> None:
-        self.holder, self.follower, self.cache = holder, follower, cache
+        self.holder, self.counters, self.cache = holder, follower.counters, cache
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        holder, follower = self.holder, self.follower
+        holder, counters = self.holder, self.counters
         position = holder.state.position
-        yield _gauge(
-            "sluice_snapshot_position", "Event position applied to the snapshot.", position
-        )
+        yield _gauge("sluice_snapshot_position", "Event position of the snapshot.", position)
         yield _gauge(
             "sluice_snapshot_events", "Events folded into the snapshot.", holder.state.event_count
         )
         yield _gauge(
             "sluice_snapshot_lag_events",
-            "Newest known event position minus the applied one.",
-            max(follower.latest_known - position, 0),
+            "Newest event position heard of minus the applied one.",
+            max(counters.latest_known - position, 0),
         )
         since = holder.seconds_since_sync()
         yield _gauge(
@@ -45,23 +43,30 @@ class SyncCollector(Collector):
         )
         yield _gauge(
             "sluice_snapshot_stale",
-            "1 while serving a state not yet checked against the database (disk cache).",
+            "1 while serving the disk cache, not yet checked against the database.",
             int(holder.loaded and not holder.synced),
         )
         yield _gauge(
-            "sluice_event_log_connected", "1 while the LISTEN connection is up.", follower.connected
+            "sluice_event_log_connected", "1 while the LISTEN connection is up.", counters.connected
         )
         yield _counter(
-            "sluice_event_log_reconnects",
-            "Reconnects of the LISTEN connection.",
-            follower.reconnects,
+            "sluice_event_log_reconnects", "Connections made after a lost one.", counters.reconnects
         )
         yield _counter(
+            "sluice_event_log_connect_failures",
+            "Attempts to connect to the event log that failed.",
+            counters.connect_failures,
+        )
+        rejected = CounterMetricFamily(
             "sluice_snapshot_rejected",
-            "Snapshots or caches refused (unknown schema, another database, unreadable), "
-            "and syncs whose events could not be applied.",
-            follower.snapshots_refused + self.cache.refused + follower.failed_syncs,
+            "States not used: stored snapshots that could not be read, disk caches that were "
+            "unreadable or from another database, syncs whose events could not be applied.",
+            labels=["reason"],
         )
+        rejected.add_metric(["stored_snapshot"], counters.snapshots_refused)
+        rejected.add_metric(["disk_cache"], self.cache.refused)
+        rejected.add_metric(["events"], counters.failed_syncs)
+        yield rejected
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -4,10 +4,14 @@ One dedicated connection (never pooled: a pooled one is reset with UNLISTEN *)
 listens on the channel. A notification, a reconnect and a slow safety poll all
 do the same thing: fetch the events after the last applied position, fold them
 into a new immutable state and swap it in. Events are applied strictly in
-position order, each once. The first contact after start loads the newest
-snapshot (or checks the disk cache's state against the database) before that.
-If PostgreSQL goes away, the last snapshot keeps serving while the follower
-reconnects with backoff and jitter.
+position order, each once.
+
+On the first contact after start the follower loads the newest readable stored
+snapshot plus the events after it. Only if the database cannot be reached at
+start does the data plane serve its local disk cache ("stale"); the first
+contact then checks that cache against the database before building on it.
+If PostgreSQL goes away later, the last snapshot keeps serving while the
+follower reconnects with backoff and jitter.
 """
 
 from __future__ import annotations
@@ -25,12 +29,24 @@ from shared.event_log import catch_up
 from shared.snapshots import load_state
 from shared.state import State
 
-__all__ = ["FOLLOWER_APPLICATION_NAME", "Follower"]
+__all__ = ["FOLLOWER_APPLICATION_NAME", "Follower", "SyncCounters"]
 
 log = logging.getLogger("sluice.data_plane.sync")
 
 FOLLOWER_APPLICATION_NAME = "sluice-data-plane-follower"
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class SyncCounters:
+    """What the follower has been through, for /readyz and /metrics."""
+
+    def __init__(self) -> None:
+        self.reconnects = 0  # connections made after a lost one
+        self.connect_failures = 0  # attempts that did not connect
+        self.snapshots_refused = 0  # stored snapshots that could not be read
+        self.failed_syncs = 0  # syncs whose events could not be applied
+        self.latest_known = 0  # the newest position heard of (notified or read)
+        self.connected = False
 
 
 class Follower:
@@ -50,16 +66,15 @@ class Follower:
         self._cache = cache
         self._poll_interval = poll_interval
         self._max_backoff = max_backoff
-        self.reconnects = 0
-        self.latest_known = 0  # the newest position heard of (notified or read)
-        self.snapshots_refused = 0  # stored snapshots of an unknown schema version
-        self.failed_syncs = 0
-        self.connected = False
+        self.counters = SyncCounters()
+        self._ever_connected = False
+        self._cache_tried = False
 
     async def run(self) -> None:
         """Follow until cancelled."""
         backoff = 0.1
         while True:
+            was_connected = False
             try:
                 await self._follow()
                 log.warning("event log connection closed by the server; reconnecting")
@@ -67,10 +82,26 @@ class Follower:
                 log.warning("event log connection lost (%s); reconnecting", type(exc).__name__)
             except Exception:
                 log.exception("event log follower failed; retrying")
-            self.connected = False
-            self.reconnects += 1
-            await asyncio.sleep(backoff * (0.5 + random.random()))
+            finally:
+                was_connected = self.counters.connected
+                self.counters.connected = False
+            if was_connected:
+                backoff = 0.1  # it worked until now: retry soon
+            else:
+                self.counters.connect_failures += 1
+                self._boot_from_cache()
+            await asyncio.sleep(random.uniform(backoff / 2, backoff))
             backoff = min(backoff * 2, self._max_backoff)
+
+    def _boot_from_cache(self) -> None:
+        """Unreachable before anything was loaded: serve the disk cache, if any (tried once)."""
+        if self._holder.loaded or self._cache_tried:
+            return
+        self._cache_tried = True
+        cached = self._cache.read()
+        if cached is not None:
+            self._holder.swap(cached)
+            log.warning("database unreachable; serving the cached snapshot at %d", cached.position)
 
     async def _follow(self) -> None:
         # command_timeout: the safety poll doubles as a liveness check of this connection.
@@ -85,7 +116,7 @@ class Follower:
 
         def on_notify(_c: object, _pid: int, _channel: str, payload: str) -> None:
             if payload.isdigit():
-                self.latest_known = max(self.latest_known, int(payload))
+                self.counters.latest_known = max(self.counters.latest_known, int(payload))
             wake.set()
 
         def on_terminated(_c: object) -> None:
@@ -96,7 +127,10 @@ class Follower:
             conn.add_termination_listener(on_terminated)
             # Listen first, then read: a commit between the two is caught by either.
             await conn.add_listener(self._channel, on_notify)
-            self.connected = True
+            self.counters.connected = True
+            if self._ever_connected:
+                self.counters.reconnects += 1
+            self._ever_connected = True
             await self._sync(conn)
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -108,13 +142,12 @@ class Follower:
             conn.terminate()
 
     async def _starting_state(self, conn: asyncpg.Connection) -> State:
-        """On the first contact: the cached state if it belongs to this database, else
-        the newest stored snapshot."""
+        """The state to build on at the first contact since start."""
         holder = self._holder
         if holder.loaded and await self._cache.matches(conn, holder.state):
-            return holder.state
+            return holder.state  # booted from the cache while the database was away
         state, refused = await load_state(conn)
-        self.snapshots_refused += refused
+        self.counters.snapshots_refused += refused
         return state
 
     async def _sync(self, conn: asyncpg.Connection) -> None:
@@ -124,7 +157,7 @@ class Follower:
             start = current if holder.synced else await self._starting_state(conn)
             new = await catch_up(conn, start)
         except (KeyError, ValueError, TypeError):
-            self.failed_syncs += 1
+            self.counters.failed_syncs += 1
             log.exception(
                 "cannot apply events after %d; keeping the current snapshot", current.position
             )
@@ -132,5 +165,5 @@ class Follower:
         if new is not current:
             holder.swap(new)
         holder.mark_synced()
-        self.latest_known = max(self.latest_known, new.position)
-        await self._cache.maybe_write(conn, new)
+        self.counters.latest_known = max(self.counters.latest_known, new.position)
+        await self._cache.write_soon(conn, new)

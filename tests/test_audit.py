@@ -32,6 +32,9 @@ async def test_filters_combine_and_pages_follow_them(stack: Stack) -> None:
         assert [e["data"]["name"] for e in one["data"]] == [tenants[1]["name"]]
         future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
         assert (await _events(admin, since=future))["data"] == []
+        middle = keys["data"][1]["created_at"]
+        window = await _events(admin, type="key.created", since=start.isoformat(), until=middle)
+        assert [e["position"] for e in window["data"]] == [keys["data"][2]["position"]]
         seen, before = [], None
         while True:
             params: dict[str, Any] = {"type": "key.created", "since": start.isoformat(), "limit": 2}
@@ -46,6 +49,25 @@ async def test_filters_combine_and_pages_follow_them(stack: Stack) -> None:
         assert (
             await admin.get("/events", params={"since": "2026-01-01T00:00:00"})
         ).status_code == 422
+
+
+async def test_state_shows_routes_and_providers_without_keys(stack: Stack) -> None:
+    provider = await stack.create_provider()
+    tenant = await stack.create_tenant()
+    route = await stack.create_route("travel-model", provider["id"], "up-1", [tenant["id"]])
+    async with stack.admin() as admin:
+        position = (await _events(admin, limit=1))["data"][0]["position"]
+        assert (await admin.delete(f"/routes/{route['id']}")).status_code == 204
+        then = (await admin.get("/state", params={"at": position})).json()
+        now = (await admin.get("/state")).json()
+    routes = {r["model"]: r for r in then["routes"]}
+    assert routes["travel-model"]["tenant_ids"] == [tenant["id"]]
+    assert routes["travel-model"]["upstream_model"] == "up-1"
+    assert "travel-model" not in {r["model"] for r in now["routes"]}
+    providers = {p["id"]: p for p in then["providers"]}
+    assert providers[provider["id"]]["has_api_key"] is True
+    assert stack.upstream_key not in str(then)
+    assert "api_key_ciphertext" not in str(then)
 
 
 async def test_state_at_a_position(stack: Stack) -> None:

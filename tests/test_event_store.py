@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from control_plane.errors import NotFound, VersionConflict
+from control_plane.jobs import Jobs
 from control_plane.store import EventStore
 from shared.event_log import catch_up, read_events_after
 from shared.events import Payload, TenantCreated, TenantRenamed
@@ -155,3 +156,22 @@ async def test_a_failing_projection_rolls_back_the_event_and_its_notify(
         assert payloads.empty()
     finally:
         await listener.close()
+
+
+async def test_every_n_events_a_snapshot_job_is_queued_with_the_append(
+    database_url: str,
+) -> None:
+    jobs = Jobs(database_url, snapshot_every_events=3, snapshot_every_seconds=3600)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    store = EventStore(pool, CHANNEL, in_transaction=jobs.in_transaction)
+    queued = "SELECT count(*) FROM pgqueuer WHERE entrypoint = 'sluice.snapshot'"
+    try:
+        counts = []
+        for i in range(7):
+            tid = str(uuid.uuid4())
+            await store.append(f"tenant:{tid}", _create(tid, f"n{i}"), actor="t")
+            counts.append(await pool.fetchval(queued))
+        # positions 1..7: the appends at 3 and 6 cross the boundary; one dedupe key
+        assert counts == [0, 0, 1, 1, 1, 1, 1]
+    finally:
+        await pool.close()

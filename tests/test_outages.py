@@ -5,6 +5,7 @@ control plane answers 503 meanwhile and recovers by itself."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -173,3 +174,109 @@ async def test_starting_from_the_disk_cache_while_the_database_is_down(
         assert await _status(url, valid["key"]) == 200
     finally:
         second.stop()
+
+
+def _plane(
+    stack: Stack, name: str, cache: Path, database_url: str | None = None
+) -> tuple[Server, str]:
+    env = {**stack.env, "SLUICE_SNAPSHOT_CACHE": str(cache), "SLUICE_SNAPSHOT_CACHE_INTERVAL": "0"}
+    if database_url is not None:
+        env["SLUICE_DATABASE_URL"] = database_url
+    port = free_port()
+    return Server(
+        name, "data_plane", ["--port", str(port)], env, stack.log_dir
+    ), f"http://127.0.0.1:{port}"
+
+
+async def _write_cache(stack: Stack, cache: Path, upto: int) -> None:
+    writer, url = _plane(stack, f"data-plane-writes-{cache.stem}", cache)
+    try:
+        writer.wait_http(url + "/readyz")
+        deadline = time.monotonic() + 10
+        async with httpx.AsyncClient() as client:
+            while (await client.get(url + "/readyz")).json()["cache_position"] < upto:
+                assert time.monotonic() < deadline, "the cache was not written"
+                await asyncio.sleep(0.05)
+    finally:
+        writer.stop()
+
+
+async def _newest(stack: Stack) -> int:
+    async with stack.admin() as admin:
+        position: int = (await admin.get("/events", params={"limit": 1})).json()["data"][0][
+            "position"
+        ]
+        return position
+
+
+async def test_a_restart_with_the_database_up_never_serves_an_old_cache(
+    outage_stack: Stack, tenant_id: str
+) -> None:
+    stack = outage_stack
+    key = await stack.create_key(tenant_id)
+    cache = stack.log_dir / "old-cache.msgpack"
+    await _write_cache(stack, cache, await _newest(stack))
+    async with stack.admin() as admin:  # revoked after the cache was written
+        assert (await admin.delete(f"/keys/{key['id']}")).status_code == 204
+    plane, url = _plane(stack, "data-plane-restarted", cache)
+    try:
+        async with httpx.AsyncClient() as client:
+            deadline = time.monotonic() + 30
+            while True:  # the first 200 it ever gives
+                with contextlib.suppress(httpx.TransportError):
+                    ready = await client.get(url + "/readyz")
+                    if ready.status_code == 200:
+                        break
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            assert ready.json()["status"] == "ready"  # loaded from the database, not the cache
+        assert await _status(url, key["key"]) == 401
+    finally:
+        plane.stop()
+
+
+async def test_a_cache_from_another_database_is_thrown_away(
+    outage_stack: Stack, own_pg: OwnPostgres, tenant_id: str
+) -> None:
+    stack = outage_stack
+    key = await stack.create_key(tenant_id)
+    cache = stack.log_dir / "foreign-cache.msgpack"
+    await _write_cache(stack, cache, await _newest(stack))
+    own_pg.start("elsewhere")
+    await asyncio.to_thread(migrate, own_pg.url("elsewhere"))
+    own_pg.stop()
+    plane, url = _plane(stack, "data-plane-elsewhere", cache, own_pg.url("elsewhere"))
+    try:
+        plane.wait_http(url + "/readyz")  # from the cache, the database being down
+        assert await _status(url, key["key"]) == 200
+        own_pg.start()
+        deadline = time.monotonic() + 15
+        async with httpx.AsyncClient() as client:
+            while (await client.get(url + "/readyz")).json()["status"] != "ready":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            metrics = (await client.get(url + "/metrics")).text
+        assert await _status(url, key["key"]) == 401  # that database knows no such key
+        assert 'sluice_snapshot_rejected_total{reason="disk_cache"} 1.0' in metrics
+    finally:
+        plane.stop()
+        own_pg.start()
+
+
+async def test_a_corrupt_cache_is_not_served(outage_stack: Stack, own_pg: OwnPostgres) -> None:
+    stack = outage_stack
+    cache = stack.log_dir / "corrupt-cache.msgpack"
+    cache.write_bytes(b"\x00not a snapshot")
+    own_pg.stop()
+    plane, url = _plane(stack, "data-plane-corrupt-cache", cache)
+    try:
+        plane.wait_http(url + "/healthz")
+        async with httpx.AsyncClient() as client:
+            deadline = time.monotonic() + 10
+            while 'disk_cache"} 1.0' not in (metrics := (await client.get(url + "/metrics")).text):
+                assert time.monotonic() < deadline, metrics
+                await asyncio.sleep(0.05)
+            assert (await client.get(url + "/readyz")).status_code == 503
+    finally:
+        own_pg.start()
+        plane.stop()

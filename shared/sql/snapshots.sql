@@ -1,11 +1,20 @@
 -- Snapshots: the folded state at a position, so nobody folds the whole log.
 
--- name: snapshot_at_or_before
-SELECT position, schema_version, data
+-- name: snapshot_positions
+SELECT position
 FROM snapshots
 WHERE position <= $1
 ORDER BY position DESC
-LIMIT 1;
+LIMIT $2;
+
+-- name: snapshot_data
+SELECT data
+FROM snapshots
+WHERE position = $1;
+
+-- name: newest_snapshot_position
+SELECT coalesce(max(position), 0) AS position
+FROM snapshots;
 
 -- name: insert_snapshot
 INSERT INTO snapshots (position, schema_version, data)
