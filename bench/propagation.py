@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import secrets
@@ -239,6 +240,7 @@ def main() -> None:
             json={"name": "bench-trials"},
             headers={"authorization": f"Bearer {env['SLUICE_ADMIN_TOKEN']}"},
         ).json()
+        gc.disable()  # the poller's own collections would show up as propagation delay
         trials = asyncio.run(
             _trials(
                 cp.url,
@@ -249,6 +251,7 @@ def main() -> None:
             )
         )
     finally:
+        gc.enable()
         for proc in procs:
             proc.stop()
         asyncio.run(_exec(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
@@ -281,6 +284,10 @@ def main() -> None:
             "loaded": [round(r / 1024, 1) for r in rss_kib],
         },
         "bytes_per_key": round(per_key_bytes),
+        "slowest_trials_ms": [
+            [round(t * 1000, 1) for t in trial]
+            for trial in sorted(trials, key=max, reverse=True)[:5]
+        ],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "propagation.json").write_text(json.dumps(result, indent=2) + "\n")

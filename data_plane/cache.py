@@ -4,8 +4,8 @@ database cannot be reached at start.
 The file holds the encoded state and the identity (stream, version) of the event
 at its position. On the first contact with the database the follower checks that
 identity, so a cache from another database is thrown away, not built on.
-Encoding and writing run in a worker thread, one write at a time, off the loop
-that serves requests.
+One write at a time, in the background: encoded a chunk at a time between
+requests, written to disk by a worker thread.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import asyncpg
 import msgspec
 
 from shared.queries import Q
-from shared.snapshot_codec import UnknownSchemaVersion, decode_state, encode_state
+from shared.snapshot_codec import UnknownSchemaVersion, decode_state, encode_state_cooperatively
 from shared.state import State
 
 __all__ = ["CachedState", "SnapshotCache"]
@@ -87,8 +87,10 @@ class SnapshotCache:
 
     async def _write(self, state: State, identity: tuple[str, int]) -> None:
         assert self.path is not None
+        snapshot = await encode_state_cooperatively(state)
+        data = msgspec.msgpack.encode(CachedState(identity[0], identity[1], snapshot))
         try:
-            await asyncio.to_thread(_encode_and_write, self.path, state, identity)
+            await asyncio.to_thread(_write_atomically, self.path, data)
         except OSError as exc:
             log.warning("cannot write the snapshot cache %s: %s", self.path, exc)
             return
@@ -99,8 +101,7 @@ class SnapshotCache:
             await asyncio.gather(self._writing, return_exceptions=True)
 
 
-def _encode_and_write(path: Path, state: State, identity: tuple[str, int]) -> None:
-    data = msgspec.msgpack.encode(CachedState(identity[0], identity[1], encode_state(state)))
+def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as f:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 from shared.state import State
@@ -26,6 +27,12 @@ class SnapshotHolder:
     def swap(self, state: State) -> None:
         self.state = state
         self.loaded = True
+        # A snapshot is hundreds of thousands of long-lived objects (map nodes);
+        # left to the cyclic collector, each full collection walks them all (≈ 90 ms
+        # with 100,000 keys, a stall for every request in flight). Frozen objects
+        # are skipped by collections and still freed by reference counting when a
+        # later swap drops them; snapshots hold no reference cycles.
+        gc.freeze()
 
     def mark_synced(self) -> None:
         self.synced = True

@@ -1,19 +1,38 @@
 """Snapshots as bytes: a versioned msgpack document, and a digest of the state.
 
-The document holds the primary maps only; the lookup indexes (key by hash, route
-by model) are rebuilt on decode, so they can never disagree with the data.
+The document holds the primary records only, in chunks of `CHUNK` records
+encoded one by one. `encode_state` sorts them by id (canonical bytes, for the
+digest and stored snapshots); `encode_state_cooperatively` keeps map order and
+yields to the event loop between chunks, so a process that serves requests can
+write its snapshot without stalling them. Both decode the same way. The lookup
+indexes (key by hash, route by model) are rebuilt on decode, so they can never
+disagree with the data.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Iterable
+from itertools import islice
+from typing import Any, TypeVar
 
 import msgspec
 from immutables import Map
 
 from shared.state import SCHEMA_VERSION, ApiKey, Provider, Route, State, Tenant
 
-__all__ = ["UnknownSchemaVersion", "decode_state", "encode_state", "state_digest"]
+__all__ = [
+    "CHUNK",
+    "UnknownSchemaVersion",
+    "decode_state",
+    "encode_state",
+    "encode_state_cooperatively",
+    "state_digest",
+]
+
+CHUNK = 2000
+R = TypeVar("R", Tenant, ApiKey, Provider, Route)
 
 
 class UnknownSchemaVersion(ValueError):
@@ -28,28 +47,66 @@ class _Doc(msgspec.Struct):
     schema_version: int
     position: int
     event_count: int
-    tenants: dict[str, Tenant]
-    keys: dict[str, ApiKey]
-    providers: dict[str, Provider]
-    routes: dict[str, Route]
+    tenants: list[msgspec.Raw]
+    keys: list[msgspec.Raw]
+    providers: list[msgspec.Raw]
+    routes: list[msgspec.Raw]
 
 
-# "deterministic": dict keys and sets are sorted, so equal states give equal bytes.
-_encoder = msgspec.msgpack.Encoder(order="deterministic")
+# "deterministic": sets (a route's tenants) are sorted, so equal states give equal bytes.
+_encode = msgspec.msgpack.Encoder(order="deterministic").encode
 _header = msgspec.msgpack.Decoder(_Header)
-_decoder = msgspec.msgpack.Decoder(_Doc)
+_doc = msgspec.msgpack.Decoder(_Doc)
+_chunk_decoders: dict[type[Any], Any] = {
+    Tenant: msgspec.msgpack.Decoder(list[Tenant]),
+    ApiKey: msgspec.msgpack.Decoder(list[ApiKey]),
+    Provider: msgspec.msgpack.Decoder(list[Provider]),
+    Route: msgspec.msgpack.Decoder(list[Route]),
+}
+
+
+def _chunks(records: Iterable[R]) -> list[msgspec.Raw]:
+    ordered = sorted(records, key=lambda r: r.id)
+    return [msgspec.Raw(_encode(ordered[i : i + CHUNK])) for i in range(0, len(ordered), CHUNK)]
+
+
+def _records(chunks: list[msgspec.Raw], cls: type[R]) -> dict[str, R]:
+    decoder = _chunk_decoders[cls]
+    return {record.id: record for chunk in chunks for record in decoder.decode(chunk)}
+
+
+async def _chunks_cooperatively(records: Iterable[R]) -> list[msgspec.Raw]:
+    chunks, it = [], iter(records)
+    while batch := list(islice(it, CHUNK)):
+        chunks.append(msgspec.Raw(_encode(batch)))
+        await asyncio.sleep(0)
+    return chunks
+
+
+async def encode_state_cooperatively(state: State) -> bytes:
+    """Like `encode_state` (not canonical), pausing for the event loop between chunks."""
+    doc = _Doc(
+        schema_version=SCHEMA_VERSION,
+        position=state.position,
+        event_count=state.event_count,
+        tenants=await _chunks_cooperatively(state.tenants.values()),
+        keys=await _chunks_cooperatively(state.keys.values()),
+        providers=await _chunks_cooperatively(state.providers.values()),
+        routes=await _chunks_cooperatively(state.routes.values()),
+    )
+    return _encode(doc)
 
 
 def encode_state(state: State) -> bytes:
-    return _encoder.encode(
+    return _encode(
         _Doc(
             schema_version=SCHEMA_VERSION,
             position=state.position,
             event_count=state.event_count,
-            tenants=dict(state.tenants),
-            keys=dict(state.keys),
-            providers=dict(state.providers),
-            routes=dict(state.routes),
+            tenants=_chunks(state.tenants.values()),
+            keys=_chunks(state.keys.values()),
+            providers=_chunks(state.providers.values()),
+            routes=_chunks(state.routes.values()),
         )
     )
 
@@ -59,16 +116,18 @@ def decode_state(data: bytes) -> State:
     version = _header.decode(data).schema_version
     if version != SCHEMA_VERSION:
         raise UnknownSchemaVersion(f"snapshot schema {version}, this build reads {SCHEMA_VERSION}")
-    doc = _decoder.decode(data)
+    doc = _doc.decode(data)
+    keys = _records(doc.keys, ApiKey)
+    routes = _records(doc.routes, Route)
     return State(
         position=doc.position,
         event_count=doc.event_count,
-        tenants=Map(doc.tenants),
-        keys=Map(doc.keys),
-        key_ids_by_hash=Map({k.hash: k.id for k in doc.keys.values()}),
-        providers=Map(doc.providers),
-        routes=Map(doc.routes),
-        route_ids_by_model=Map({r.model: r.id for r in doc.routes.values()}),
+        tenants=Map(_records(doc.tenants, Tenant)),
+        keys=Map(keys),
+        key_ids_by_hash=Map({k.hash: k.id for k in keys.values()}),
+        providers=Map(_records(doc.providers, Provider)),
+        routes=Map(routes),
+        route_ids_by_model=Map({r.model: r.id for r in routes.values()}),
     )
 
 

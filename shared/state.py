@@ -17,15 +17,17 @@ __all__ = ["SCHEMA_VERSION", "ApiKey", "Provider", "Route", "State", "Tenant"]
 SCHEMA_VERSION = 1
 
 # The records below are encoded as arrays (array_like), not maps: snapshots of
-# 100,000 keys are a few times smaller and faster to write that way.
+# 100,000 keys are a few times smaller and faster to write that way. They hold
+# only strings, so they cannot be part of a reference cycle: gc=False keeps the
+# garbage collector from walking hundreds of thousands of them.
 
 
-class Tenant(msgspec.Struct, frozen=True, array_like=True):
+class Tenant(msgspec.Struct, frozen=True, array_like=True, gc=False):
     id: str
     name: str
 
 
-class ApiKey(msgspec.Struct, frozen=True, array_like=True):
+class ApiKey(msgspec.Struct, frozen=True, array_like=True, gc=False):
     id: str
     tenant_id: str
     name: str
@@ -33,7 +35,7 @@ class ApiKey(msgspec.Struct, frozen=True, array_like=True):
     hash: str
 
 
-class Provider(msgspec.Struct, frozen=True, array_like=True):
+class Provider(msgspec.Struct, frozen=True, array_like=True, gc=False):
     id: str
     name: str
     kind: str
@@ -41,7 +43,7 @@ class Provider(msgspec.Struct, frozen=True, array_like=True):
     api_key_ciphertext: str | None
 
 
-class Route(msgspec.Struct, frozen=True, array_like=True):
+class Route(msgspec.Struct, frozen=True, array_like=True, gc=False):
     id: str
     model: str
     provider_id: str

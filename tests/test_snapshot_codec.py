@@ -7,7 +7,13 @@ import msgspec
 import pytest
 
 from shared.reducer import fold
-from shared.snapshot_codec import UnknownSchemaVersion, decode_state, encode_state, state_digest
+from shared.snapshot_codec import (
+    UnknownSchemaVersion,
+    decode_state,
+    encode_state,
+    encode_state_cooperatively,
+    state_digest,
+)
 from shared.snapshots import load_state, write_snapshot
 from shared.state import SCHEMA_VERSION, State
 from tests.test_reducer import BASE, _events
@@ -78,3 +84,8 @@ async def test_store_skips_unreadable_snapshots_and_writes_only_when_behind(
         assert set(earlier.tenants) == {"t1", "t2"}
     finally:
         await conn.close()
+
+
+async def test_cooperative_encoding_decodes_to_the_same_state() -> None:
+    state = fold(State(), _events(*BASE))
+    assert decode_state(await encode_state_cooperatively(state)) == state
