@@ -14,6 +14,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from control_plane.api.events import EventController
 from control_plane.api.keys import KeyController, TenantKeyController
+from control_plane.api.policies import KeyPolicyController, TenantPolicyController
+from control_plane.api.prices import PriceController, ProviderPriceController
 from control_plane.api.providers import ProviderController
 from control_plane.api.routes import RouteController
 from control_plane.api.state import StateController
@@ -76,6 +78,10 @@ def create_app(settings: Settings) -> Litestar:
             RouteController,
             EventController,
             StateController,
+            TenantPolicyController,
+            KeyPolicyController,
+            PriceController,
+            ProviderPriceController,
         ],
         guards=[require_admin],
         security=[{"bearer": []}],

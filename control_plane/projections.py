@@ -10,6 +10,7 @@ from functools import singledispatch
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 from control_plane.queries import Q
 from shared.events import (
@@ -17,7 +18,12 @@ from shared.events import (
     KeyCreated,
     KeyRevoked,
     Payload,
+    PolicyCleared,
+    PolicySet,
+    PriceCleared,
+    PriceSet,
     ProviderCreated,
+    ProviderPriceSet,
     RouteCreated,
     RouteDeleted,
     TenantCreated,
@@ -50,6 +56,7 @@ async def _(p: TenantRenamed, conn: asyncpg.Connection, e: Event) -> None:
 @_project.register
 async def _(p: TenantDeleted, conn: asyncpg.Connection, e: Event) -> None:
     await conn.execute(Q.tenant_deleted, UUID(p.id), e.created_at, e.stream_version)
+    await conn.execute(Q.tenant_policies_dropped, UUID(p.id))
     await conn.execute(Q.tenant_keys_revoked, UUID(p.id), e.created_at)
 
 
@@ -63,6 +70,7 @@ async def _(p: KeyCreated, conn: asyncpg.Connection, e: Event) -> None:
 @_project.register
 async def _(p: KeyRevoked, conn: asyncpg.Connection, e: Event) -> None:
     await conn.execute(Q.key_revoked, UUID(p.id), e.created_at)
+    await conn.execute(Q.policy_cleared, "key", UUID(p.id))
 
 
 @_project.register
@@ -96,3 +104,35 @@ async def _(p: RouteCreated, conn: asyncpg.Connection, e: Event) -> None:
 @_project.register
 async def _(p: RouteDeleted, conn: asyncpg.Connection, e: Event) -> None:
     await conn.execute(Q.route_deleted, UUID(p.id), e.created_at)
+
+
+@_project.register
+async def _(p: PolicySet, conn: asyncpg.Connection, e: Event) -> None:
+    policy = {k: v for k, v in msgspec.structs.asdict(p).items() if k not in ("scope", "id")}
+    await conn.execute(
+        Q.policy_set, p.scope, UUID(p.id), msgspec.json.encode(policy).decode(), e.created_at
+    )
+
+
+@_project.register
+async def _(p: PolicyCleared, conn: asyncpg.Connection, e: Event) -> None:
+    await conn.execute(Q.policy_cleared, p.scope, UUID(p.id))
+
+
+@_project.register
+async def _(p: PriceSet, conn: asyncpg.Connection, e: Event) -> None:
+    await conn.execute(
+        Q.price_set, p.model, p.input_per_million, p.output_per_million, e.created_at
+    )
+
+
+@_project.register
+async def _(p: PriceCleared, conn: asyncpg.Connection, e: Event) -> None:
+    await conn.execute(Q.price_cleared, p.model)
+
+
+@_project.register
+async def _(p: ProviderPriceSet, conn: asyncpg.Connection, e: Event) -> None:
+    await conn.execute(
+        Q.provider_price_set, UUID(p.provider_id), p.input_per_million, p.output_per_million
+    )

@@ -19,7 +19,12 @@ __all__ = [
     "KeyRevoked",
     "NewEvent",
     "Payload",
+    "PolicyCleared",
+    "PolicySet",
+    "PriceCleared",
+    "PriceSet",
     "ProviderCreated",
+    "ProviderPriceSet",
     "RouteCreated",
     "RouteDeleted",
     "TenantCreated",
@@ -76,6 +81,40 @@ class RouteDeleted(msgspec.Struct, frozen=True, tag="route.deleted"):
     id: str
 
 
+class PolicySet(msgspec.Struct, frozen=True, tag="policy.set"):
+    scope: str  # "tenant" | "key"
+    id: str
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+    models: tuple[str, ...] | None = None
+    max_tokens: int | None = None
+    budget_usd: float | None = None
+    budget_period: str | None = None
+    soft_budget_usd: float | None = None
+
+
+class PolicyCleared(msgspec.Struct, frozen=True, tag="policy.cleared"):
+    scope: str
+    id: str
+
+
+class PriceSet(msgspec.Struct, frozen=True, tag="price.set"):
+    model: str
+    input_per_million: float
+    output_per_million: float
+
+
+class PriceCleared(msgspec.Struct, frozen=True, tag="price.cleared"):
+    model: str
+
+
+class ProviderPriceSet(msgspec.Struct, frozen=True, tag="provider.price_set"):
+    provider_id: str
+    input_per_million: float
+    output_per_million: float
+
+
 Payload = (
     TenantCreated
     | TenantRenamed
@@ -85,6 +124,11 @@ Payload = (
     | ProviderCreated
     | RouteCreated
     | RouteDeleted
+    | PolicySet
+    | PolicyCleared
+    | PriceSet
+    | PriceCleared
+    | ProviderPriceSet
 )
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
@@ -98,6 +142,11 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         ProviderCreated,
         RouteCreated,
         RouteDeleted,
+        PolicySet,
+        PolicyCleared,
+        PriceSet,
+        PriceCleared,
+        ProviderPriceSet,
     )
 }
 

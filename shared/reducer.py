@@ -11,20 +11,26 @@ from collections.abc import Iterable
 from functools import singledispatch
 
 import msgspec
+from immutables import Map
 
 from shared.events import (
     Event,
     KeyCreated,
     KeyRevoked,
     Payload,
+    PolicyCleared,
+    PolicySet,
+    PriceCleared,
+    PriceSet,
     ProviderCreated,
+    ProviderPriceSet,
     RouteCreated,
     RouteDeleted,
     TenantCreated,
     TenantDeleted,
     TenantRenamed,
 )
-from shared.state import ApiKey, Provider, Route, State, Tenant
+from shared.state import ApiKey, Policy, Price, Provider, Route, State, Tenant
 
 __all__ = ["OutOfOrderEvent", "apply", "fold"]
 
@@ -71,12 +77,22 @@ def _(p: TenantRenamed, state: State) -> State:
 def _(p: TenantDeleted, state: State) -> State:
     if p.id not in state.tenants:
         return state
-    keys, by_hash = state.keys, state.key_ids_by_hash
+    keys, by_hash, key_policies = state.keys, state.key_ids_by_hash, state.key_policies
     for key in state.keys.values():
         if key.tenant_id == p.id:
             keys, by_hash = keys.delete(key.id), by_hash.delete(key.hash)
+            if key.id in key_policies:
+                key_policies = key_policies.delete(key.id)
+    tenant_policies = state.tenant_policies
+    if p.id in tenant_policies:
+        tenant_policies = tenant_policies.delete(p.id)
     return msgspec.structs.replace(
-        state, tenants=state.tenants.delete(p.id), keys=keys, key_ids_by_hash=by_hash
+        state,
+        tenants=state.tenants.delete(p.id),
+        keys=keys,
+        key_ids_by_hash=by_hash,
+        key_policies=key_policies,
+        tenant_policies=tenant_policies,
     )
 
 
@@ -97,10 +113,14 @@ def _(p: KeyRevoked, state: State) -> State:
     key = state.keys.get(p.id)
     if key is None:
         return state
+    key_policies = state.key_policies
+    if key.id in key_policies:
+        key_policies = key_policies.delete(key.id)
     return msgspec.structs.replace(
         state,
         keys=state.keys.delete(key.id),
         key_ids_by_hash=state.key_ids_by_hash.delete(key.hash),
+        key_policies=key_policies,
     )
 
 
@@ -144,4 +164,64 @@ def _(p: RouteDeleted, state: State) -> State:
         by_model = by_model.delete(route.model)
     return msgspec.structs.replace(
         state, routes=state.routes.delete(p.id), route_ids_by_model=by_model
+    )
+
+
+def _policy_map(state: State, scope: str) -> tuple[str, Map[str, Policy]] | None:
+    if scope == "tenant":
+        return "tenant_policies", state.tenant_policies
+    if scope == "key":
+        return "key_policies", state.key_policies
+    return None
+
+
+@_apply.register
+def _(p: PolicySet, state: State) -> State:
+    found = _policy_map(state, p.scope)
+    owners = state.tenants if p.scope == "tenant" else state.keys
+    if found is None or p.id not in owners:
+        return state
+    field, policies = found
+    policy = Policy(
+        rpm=p.rpm,
+        tpm=p.tpm,
+        max_concurrent=p.max_concurrent,
+        models=None if p.models is None else frozenset(p.models),
+        max_tokens=p.max_tokens,
+        budget_usd=p.budget_usd,
+        budget_period=p.budget_period,
+        soft_budget_usd=p.soft_budget_usd,
+    )
+    return msgspec.structs.replace(state, **{field: policies.set(p.id, policy)})
+
+
+@_apply.register
+def _(p: PolicyCleared, state: State) -> State:
+    found = _policy_map(state, p.scope)
+    if found is None or p.id not in found[1]:
+        return state
+    field, policies = found
+    return msgspec.structs.replace(state, **{field: policies.delete(p.id)})
+
+
+@_apply.register
+def _(p: PriceSet, state: State) -> State:
+    price = Price(input_per_million=p.input_per_million, output_per_million=p.output_per_million)
+    return msgspec.structs.replace(state, prices=state.prices.set(p.model, price))
+
+
+@_apply.register
+def _(p: PriceCleared, state: State) -> State:
+    if p.model not in state.prices:
+        return state
+    return msgspec.structs.replace(state, prices=state.prices.delete(p.model))
+
+
+@_apply.register
+def _(p: ProviderPriceSet, state: State) -> State:
+    if p.provider_id not in state.providers:
+        return state
+    price = Price(input_per_million=p.input_per_million, output_per_million=p.output_per_million)
+    return msgspec.structs.replace(
+        state, provider_prices=state.provider_prices.set(p.provider_id, price)
     )

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import msgspec
 from immutables import Map
 
-from shared.state import SCHEMA_VERSION, ApiKey, Provider, Route, State, Tenant
+from shared.state import SCHEMA_VERSION, ApiKey, Policy, Price, Provider, Route, State, Tenant
 
 __all__ = [
     "CHUNK",
@@ -51,6 +51,10 @@ class _Doc(msgspec.Struct):
     keys: list[msgspec.Raw]
     providers: list[msgspec.Raw]
     routes: list[msgspec.Raw]
+    tenant_policies: dict[str, Policy]
+    key_policies: dict[str, Policy]
+    prices: dict[str, Price]
+    provider_prices: dict[str, Price]
 
 
 # "deterministic": sets (a route's tenants) are sorted, so equal states give equal bytes.
@@ -93,8 +97,18 @@ async def encode_state_cooperatively(state: State) -> bytes:
         keys=await _chunks_cooperatively(state.keys.values()),
         providers=await _chunks_cooperatively(state.providers.values()),
         routes=await _chunks_cooperatively(state.routes.values()),
+        **_small_maps(state),
     )
     return _encode(doc)
+
+
+def _small_maps(state: State) -> dict[str, Any]:
+    return {
+        "tenant_policies": dict(state.tenant_policies),
+        "key_policies": dict(state.key_policies),
+        "prices": dict(state.prices),
+        "provider_prices": dict(state.provider_prices),
+    }
 
 
 def encode_state(state: State) -> bytes:
@@ -107,6 +121,7 @@ def encode_state(state: State) -> bytes:
             keys=_chunks(state.keys.values()),
             providers=_chunks(state.providers.values()),
             routes=_chunks(state.routes.values()),
+            **_small_maps(state),
         )
     )
 
@@ -128,6 +143,10 @@ def decode_state(data: bytes) -> State:
         providers=Map(_records(doc.providers, Provider)),
         routes=Map(routes),
         route_ids_by_model=Map({r.model: r.id for r in routes.values()}),
+        tenant_policies=Map(doc.tenant_policies),
+        key_policies=Map(doc.key_policies),
+        prices=Map(doc.prices),
+        provider_prices=Map(doc.provider_prices),
     )
 
 

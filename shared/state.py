@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from immutables import Map
 
-__all__ = ["SCHEMA_VERSION", "ApiKey", "Provider", "Route", "State", "Tenant"]
+__all__ = ["SCHEMA_VERSION", "ApiKey", "Policy", "Price", "Provider", "Route", "State", "Tenant"]
 
 SCHEMA_VERSION = 1
 
@@ -54,6 +54,32 @@ class Route(msgspec.Struct, frozen=True, array_like=True, gc=False):
         return self.tenant_ids is None or tenant_id in self.tenant_ids
 
 
+class Policy(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Limits on a tenant or a key; None means no limit. A key's policy narrows its
+    tenant's: both are enforced, each on its own counters."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+    models: frozenset[str] | None = None
+    max_tokens: int | None = None
+    budget_usd: float | None = None
+    budget_period: str | None = None  # "day" | "month" | "total" (UTC)
+    soft_budget_usd: float | None = None  # an alert when spend reaches it
+
+
+class Price(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """USD per million tokens."""
+
+    input_per_million: float
+    output_per_million: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (
+            prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million
+        ) / 1_000_000
+
+
 def _empty() -> Map[Any, Any]:
     return Map()
 
@@ -69,6 +95,10 @@ class State(msgspec.Struct, frozen=True):
     providers: Map[str, Provider] = msgspec.field(default_factory=_empty)
     routes: Map[str, Route] = msgspec.field(default_factory=_empty)
     route_ids_by_model: Map[str, str] = msgspec.field(default_factory=_empty)
+    tenant_policies: Map[str, Policy] = msgspec.field(default_factory=_empty)
+    key_policies: Map[str, Policy] = msgspec.field(default_factory=_empty)
+    prices: Map[str, Price] = msgspec.field(default_factory=_empty)  # by public model
+    provider_prices: Map[str, Price] = msgspec.field(default_factory=_empty)
 
     def key_by_hash(self, key_hash: str) -> ApiKey | None:
         key_id = self.key_ids_by_hash.get(key_hash)
@@ -77,6 +107,10 @@ class State(msgspec.Struct, frozen=True):
     def route_for_model(self, model: str) -> Route | None:
         route_id = self.route_ids_by_model.get(model)
         return None if route_id is None else self.routes.get(route_id)
+
+    def price_for(self, route: Route) -> Price | None:
+        """The model's price, else its provider's default, else none (cost 0)."""
+        return self.prices.get(route.model) or self.provider_prices.get(route.provider_id)
 
     def routes_for_tenant(self, tenant_id: str) -> list[Route]:
         return sorted(

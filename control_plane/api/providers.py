@@ -42,6 +42,8 @@ class Provider(msgspec.Struct):
     kind: str
     base_url: str
     has_api_key: bool
+    input_per_million: float | None  # the default price, for models without one
+    output_per_million: float | None
     created_at: datetime
 
 

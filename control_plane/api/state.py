@@ -13,6 +13,7 @@ from control_plane.errors import Invalid
 from shared.event_log import END
 from shared.queries import Q as SHARED_Q
 from shared.snapshots import load_state
+from shared.state import Policy
 
 __all__ = ["StateController"]
 
@@ -45,6 +46,25 @@ class TenantView(msgspec.Struct):
     name: str
 
 
+class PolicyView(msgspec.Struct):
+    scope: str
+    id: str
+    rpm: int | None
+    tpm: int | None
+    max_concurrent: int | None
+    models: list[str] | None
+    max_tokens: int | None
+    budget_usd: float | None
+    budget_period: str | None
+    soft_budget_usd: float | None
+
+
+class PriceView(msgspec.Struct):
+    model: str
+    input_per_million: float
+    output_per_million: float
+
+
 class StateView(msgspec.Struct):
     position: int
     event_count: int
@@ -52,6 +72,8 @@ class StateView(msgspec.Struct):
     keys: list[KeyView]
     providers: list[ProviderView]
     routes: list[RouteView]
+    policies: list[PolicyView]
+    prices: list[PriceView]
 
 
 class StateController(Controller):
@@ -104,4 +126,24 @@ class StateController(Controller):
                 ),
                 key=lambda r: r.model,
             ),
+            policies=[
+                _policy_view(scope, owner, policy)
+                for scope, policies in (
+                    ("tenant", state.tenant_policies),
+                    ("key", state.key_policies),
+                )
+                for owner, policy in sorted(policies.items())
+            ],
+            prices=[
+                PriceView(model, p.input_per_million, p.output_per_million)
+                for model, p in sorted(state.prices.items())
+            ],
         )
+
+
+def _policy_view(scope: str, owner: str, policy: Policy) -> PolicyView:
+    fields = msgspec.structs.asdict(policy)
+    models = fields.pop("models")
+    return PolicyView(
+        scope=scope, id=owner, models=None if models is None else sorted(models), **fields
+    )

@@ -24,12 +24,14 @@ FROM api_keys
 WHERE id = $1;
 
 -- name: list_providers
-SELECT id, name, kind, base_url, api_key_ciphertext IS NOT NULL AS has_api_key, created_at
+SELECT id, name, kind, base_url, api_key_ciphertext IS NOT NULL AS has_api_key,
+       input_per_million, output_per_million, created_at
 FROM providers
 ORDER BY created_at, id;
 
 -- name: get_provider
-SELECT id, name, kind, base_url, api_key_ciphertext IS NOT NULL AS has_api_key, created_at
+SELECT id, name, kind, base_url, api_key_ciphertext IS NOT NULL AS has_api_key,
+       input_per_million, output_per_million, created_at
 FROM providers
 WHERE id = $1;
 
@@ -56,6 +58,21 @@ WHERE ($1::text IS NULL OR stream = $1)
   AND ($6::bigint IS NULL OR position < $6)
 ORDER BY position DESC
 LIMIT $7;
+
+-- name: get_policy
+SELECT policy, updated_at
+FROM policies
+WHERE scope = $1 AND id = $2;
+
+-- name: list_prices
+SELECT model, input_per_million, output_per_million, updated_at
+FROM prices
+ORDER BY model;
+
+-- name: get_price
+SELECT model, input_per_million, output_per_million, updated_at
+FROM prices
+WHERE model = $1;
 
 -- name: ping
 SELECT 1 AS ok;

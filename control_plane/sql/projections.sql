@@ -40,3 +40,33 @@ VALUES ($1, $2, $3, $4, $5::uuid[], $6);
 -- name: route_deleted
 UPDATE routes SET deleted_at = $2
 WHERE id = $1 AND deleted_at IS NULL;
+
+-- name: policy_set
+INSERT INTO policies (scope, id, policy, updated_at)
+VALUES ($1, $2, $3::jsonb, $4)
+ON CONFLICT (scope, id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at;
+
+-- name: policy_cleared
+DELETE FROM policies
+WHERE scope = $1 AND id = $2;
+
+-- name: tenant_policies_dropped
+DELETE FROM policies
+WHERE (scope = 'tenant' AND id = $1)
+   OR (scope = 'key' AND id IN (SELECT api_keys.id FROM api_keys WHERE api_keys.tenant_id = $1));
+
+-- name: price_set
+INSERT INTO prices (model, input_per_million, output_per_million, updated_at)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (model) DO UPDATE SET
+    input_per_million = excluded.input_per_million,
+    output_per_million = excluded.output_per_million,
+    updated_at = excluded.updated_at;
+
+-- name: price_cleared
+DELETE FROM prices
+WHERE model = $1;
+
+-- name: provider_price_set
+UPDATE providers SET input_per_million = $2, output_per_million = $3
+WHERE id = $1;

@@ -1,0 +1,106 @@
+"""Prices: USD per million input and output tokens, per public model, with a
+provider's default for models that have none. Each request's cost comes from them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, delete, get, put
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_204_NO_CONTENT
+
+from control_plane.api.common import actor_of, from_rows, get_store, one
+from control_plane.api.routes import ModelName
+from control_plane.errors import NotFound
+from control_plane.queries import Q
+from shared.events import Payload, PriceCleared, PriceSet, ProviderPriceSet
+from shared.state import State
+
+__all__ = ["PriceController", "ProviderPriceController"]
+
+PerMillion = Annotated[float, msgspec.Meta(ge=0, le=1_000_000)]
+
+
+class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
+    input_per_million: PerMillion
+    output_per_million: PerMillion
+
+
+class Price(msgspec.Struct):
+    model: str
+    input_per_million: float
+    output_per_million: float
+    updated_at: datetime
+
+
+def _checked_model(model: str) -> str:
+    try:
+        return msgspec.convert(model, ModelName)
+    except msgspec.ValidationError:
+        raise NotFound(f"{model!r} is not a model name") from None
+
+
+async def _price(request: Request[Any, Any, Any], model: str) -> Price:
+    row = await get_store(request).pool.fetchrow(Q.get_price, model)
+    return one(Price, row, f"a price for {model!r}")
+
+
+class PriceController(Controller):
+    path = "/prices"
+    tags = ["prices"]
+
+    @get(summary="The price table")
+    async def list(self, request: Request[Any, Any, Any]) -> list[Price]:
+        return from_rows(Price, await get_store(request).pool.fetch(Q.list_prices))
+
+    @get("/{model:str}", summary="A model's price")
+    async def read(self, request: Request[Any, Any, Any], model: FromPath[str]) -> Price:
+        return await _price(request, _checked_model(model))
+
+    @put("/{model:str}", summary="Set a model's price")
+    async def set(
+        self, request: Request[Any, Any, Any], model: FromPath[str], data: JSONBody[PriceIn]
+    ) -> Price:
+        name = _checked_model(model)
+
+        def decide(state: State) -> list[Payload]:
+            return [PriceSet(name, data.input_per_million, data.output_per_million)]
+
+        await get_store(request).append(f"price:{name}", decide, actor=actor_of(request))
+        return await _price(request, name)
+
+    @delete("/{model:str}", status_code=HTTP_204_NO_CONTENT, summary="Remove a model's price")
+    async def remove(self, request: Request[Any, Any, Any], model: FromPath[str]) -> None:
+        name = _checked_model(model)
+
+        def decide(state: State) -> list[Payload]:
+            if name not in state.prices:
+                raise NotFound(f"no price for {name!r}")
+            return [PriceCleared(name)]
+
+        await get_store(request).append(f"price:{name}", decide, actor=actor_of(request))
+
+
+class ProviderPriceController(Controller):
+    path = "/providers/{provider_id:uuid}/price"
+    tags = ["prices"]
+
+    @put(summary="Set a provider's default price, for its models without one")
+    async def set(
+        self,
+        request: Request[Any, Any, Any],
+        provider_id: FromPath[uuid.UUID],
+        data: JSONBody[PriceIn],
+    ) -> PriceIn:
+        pid = str(provider_id)
+
+        def decide(state: State) -> list[Payload]:
+            if pid not in state.providers:
+                raise NotFound(f"provider {pid} does not exist")
+            return [ProviderPriceSet(pid, data.input_per_million, data.output_per_million)]
+
+        await get_store(request).append(f"provider:{pid}", decide, actor=actor_of(request))
+        return data
