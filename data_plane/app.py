@@ -14,9 +14,11 @@ from prometheus_client import CollectorRegistry
 from data_plane.asgi import JSON, Receive, Responder, Scope, Send, send_error, send_response
 from data_plane.cache import SnapshotCache
 from data_plane.handlers import Gateway
+from data_plane.limits import Limiter
 from data_plane.metrics import CONTENT_TYPE, SyncCollector, render
 from data_plane.snapshot import SnapshotHolder
 from data_plane.sync import Follower
+from data_plane.usage import UsageRecorder
 from shared.config import Settings
 from shared.errors import (
     GatewayError,
@@ -49,6 +51,10 @@ class DataPlane:
             self.holder,
             self.cache,
             poll_interval=settings.sync_poll_interval,
+        )
+        self.limiter = Limiter()
+        self.usage = UsageRecorder(
+            settings.database_url, settings.usage_spool, max_buffer=settings.usage_buffer
         )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(SyncCollector(self.holder, self.follower, self.cache))
@@ -129,7 +135,14 @@ class DataPlane:
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
         )
-        self.gateway = Gateway(self.holder, self.box, session, self.settings.max_request_bytes)
+        self.gateway = Gateway(
+            self.holder,
+            self.box,
+            session,
+            self.settings.max_request_bytes,
+            self.limiter,
+            self.usage,
+        )
         self._routes = {
             "/healthz": {"GET": self._healthz},
             "/readyz": {"GET": self._readyz},
@@ -140,11 +153,14 @@ class DataPlane:
         if self.settings.debug_endpoints:
             self._routes["/debug/snapshot"] = {"GET": self._debug_snapshot}
         follow = asyncio.create_task(self.follower.run(), name="sluice-follower")
+        record = asyncio.create_task(self.usage.run(), name="sluice-usage")
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
-        follow.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await follow
+        for task in (follow, record):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.usage.close()  # in-flight requests are done: write or spool their records
         await self.cache.close()
         await session.close()
         await send({"type": "lifespan.shutdown.complete"})

@@ -7,18 +7,24 @@ stream does not change that request's policy.
 from __future__ import annotations
 
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import msgspec
 
 from data_plane.asgi import JSON, Receive, Scope, Send, header, read_body, send_response
+from data_plane.limits import Limiter
+from data_plane.policy import apply_max_tokens, check_model, estimate_prompt_tokens, policies_for
 from data_plane.providers import ADAPTERS
 from data_plane.snapshot import SnapshotHolder
-from data_plane.upstream import relay
+from data_plane.upstream import Outcome, relay
+from data_plane.usage import UsageRecord, UsageRecorder
 from shared.errors import (
     AuthenticationError,
     BadRequest,
+    GatewayError,
     ModelNotAllowed,
     ModelNotFound,
     UpstreamError,
@@ -71,51 +77,121 @@ def parse_chat(body: bytes) -> tuple[dict[str, Any], str, bool]:
     return data, model, stream
 
 
+def _wants_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
 class Gateway:
     def __init__(
-        self, holder: SnapshotHolder, box: SecretBox, session: aiohttp.ClientSession, max_body: int
+        self,
+        holder: SnapshotHolder,
+        box: SecretBox,
+        session: aiohttp.ClientSession,
+        max_body: int,
+        limiter: Limiter,
+        usage: UsageRecorder,
     ) -> None:
         self.holder = holder
         self.box = box
         self.session = session
         self.max_body = max_body
+        self.limiter = limiter
+        self.usage = usage
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started, created_at = time.monotonic(), datetime.now(UTC)
         state = self.holder.state
         key = authenticate(state, scope)
         body, model, stream = parse_chat(await read_body(receive, self.max_body))
         route = authorize(state, key, model)
-        provider = state.providers.get(route.provider_id)
-        adapter = None if provider is None else ADAPTERS.get(provider.kind)
-        if provider is None or adapter is None:
-            raise UpstreamError(f"The model `{model}` has no usable provider.", code="no_provider")
+        outcome, admission = Outcome(), None
+        estimate, error_code = 0, None
         try:
-            api_key = (
-                None
-                if provider.api_key_ciphertext is None
-                else self.box.decrypt(provider.api_key_ciphertext)
+            policies = policies_for(state, key)
+            check_model(policies, model)
+            body = apply_max_tokens(policies, body)
+            provider = state.providers.get(route.provider_id)
+            adapter = None if provider is None else ADAPTERS.get(provider.kind)
+            if provider is None or adapter is None:
+                raise UpstreamError(
+                    f"The model `{model}` has no usable provider.", code="no_provider"
+                )
+            api_key = self._provider_key(provider.api_key_ciphertext)
+            wants_usage = _wants_usage(body)
+            if stream and not wants_usage:  # the gateway needs the usage of every stream
+                options = body.get("stream_options")
+                options = options if isinstance(options, dict) else {}
+                body = {**body, "stream_options": {**options, "include_usage": True}}
+            estimate = estimate_prompt_tokens(body)
+            admission = self.limiter.admit(policies, estimate, time.time())
+            request = adapter.chat_request(provider.base_url, api_key, route.upstream_model, body)
+            await relay(
+                self.session,
+                adapter,
+                request,
+                stream=stream,
+                client_wants_usage=wants_usage,
+                receive=receive,
+                send=send,
+                extra_headers=list(admission.headers),
+                outcome=outcome,
             )
+        except GatewayError as exc:
+            outcome.status, error_code = outcome.status or exc.status, exc.code
+            raise
+        finally:
+            prompt = outcome.prompt_tokens
+            if prompt is None:
+                prompt = estimate if outcome.first_byte is not None else 0
+            completion = outcome.completion_tokens
+            if completion is None:
+                completion = outcome.content_events
+            if admission is not None:
+                self.limiter.settle(admission, prompt + completion)
+            price = state.price_for(route)
+            now = time.monotonic()
+            self.usage.record(
+                UsageRecord(
+                    request_id=uuid.uuid4(),
+                    created_at=created_at,
+                    tenant_id=uuid.UUID(key.tenant_id),
+                    key_id=uuid.UUID(key.id),
+                    model=route.model,
+                    provider_id=uuid.UUID(route.provider_id),
+                    upstream_model=route.upstream_model,
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    cost_usd=0.0 if price is None else price.cost(prompt, completion),
+                    status=outcome.status or 500,
+                    latency_ms=(now - started) * 1000,
+                    ttft_ms=None
+                    if outcome.first_byte is None
+                    else (outcome.first_byte - started) * 1000,
+                    stream=stream,
+                    disconnected=outcome.disconnected,
+                    error_code=error_code,
+                )
+            )
+
+    def _provider_key(self, ciphertext: str | None) -> str | None:
+        if ciphertext is None:
+            return None
+        try:
+            return self.box.decrypt(ciphertext)
         except SecretKeyError:
             raise UpstreamError(
                 "The provider's key cannot be decrypted.", code="no_provider"
             ) from None
-        request = adapter.chat_request(provider.base_url, api_key, route.upstream_model, body)
-        await relay(
-            self.session,
-            adapter,
-            request,
-            stream=stream,
-            receive=receive,
-            send=send,
-            extra_headers=[],
-        )
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.holder.state
         key = authenticate(state, scope)
         created = int(time.time())
+        policies = policies_for(state, key)
         data = [
             {"id": r.model, "object": "model", "created": created, "owned_by": "sluice"}
             for r in state.routes_for_tenant(key.tenant_id)
+            if all(p.models is None or r.model in p.models for _, p in policies)
         ]
         await send_response(send, 200, _encode({"object": "list", "data": data}), (JSON,))

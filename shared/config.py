@@ -33,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     snapshot_cache: str = ".sluice/cache/snapshot.msgpack"
     snapshot_cache_interval: float = 10.0
     debug_endpoints: bool = False
+    usage_spool: str = ".sluice/spool/usage.jsonl"
+    usage_buffer: int = 50_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -13,6 +13,7 @@ import msgspec
 __all__ = [
     "AuthenticationError",
     "BadRequest",
+    "BudgetExceeded",
     "GatewayError",
     "InternalError",
     "MethodNotAllowed",
@@ -20,6 +21,7 @@ __all__ = [
     "ModelNotFound",
     "NotFound",
     "PayloadTooLarge",
+    "RateLimited",
     "ServiceUnavailable",
     "UpstreamError",
     "UpstreamRefused",
@@ -90,6 +92,28 @@ class MethodNotAllowed(GatewayError):
 
 class PayloadTooLarge(GatewayError):
     status, type, code = 413, "invalid_request_error", "request_too_large"
+
+
+class RateLimited(GatewayError):
+    """Over a rate, token or concurrency limit; carries Retry-After."""
+
+    status, type, code = 429, "requests", "rate_limit_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        retry_after: int,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        super().__init__(
+            message, code=code, headers=((b"retry-after", str(retry_after).encode()), *headers)
+        )
+
+
+class BudgetExceeded(GatewayError):
+    status, type, code = 429, "insufficient_quota", "budget_exceeded"
 
 
 class UpstreamError(GatewayError):

@@ -30,6 +30,8 @@ class Server:
     ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
+        if module == "data_plane":  # a usage spool of its own unless told otherwise
+            env = {"SLUICE_USAGE_SPOOL": str(log_dir / f"{name}.spool"), **env}
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, *args],

@@ -1,0 +1,202 @@
+"""Usage records: one per request, written to PostgreSQL in batches, never lost.
+
+`record` only appends to a buffer; a background task writes batches with COPY
+(one transaction with the spend they add). While PostgreSQL is unreachable the
+records wait in memory up to `max_buffer`, then in a local spool file; both are
+written once it returns, and at shutdown whatever is left goes to the spool.
+Every record carries its request id, and a batch that meets one already written
+(a retry after a lost acknowledgement) is written row by row with ON CONFLICT
+DO NOTHING, so each record is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+
+import asyncpg
+import msgspec
+
+from data_plane.queries import Q
+
+__all__ = ["UsageRecord", "UsageRecorder"]
+
+log = logging.getLogger("sluice.data_plane.usage")
+
+_COLUMNS = (
+    "request_id",
+    "created_at",
+    "tenant_id",
+    "key_id",
+    "model",
+    "provider_id",
+    "upstream_model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "status",
+    "latency_ms",
+    "ttft_ms",
+    "stream",
+    "disconnected",
+    "error_code",
+)
+
+
+class UsageRecord(msgspec.Struct, frozen=True):
+    request_id: uuid.UUID
+    created_at: datetime
+    tenant_id: uuid.UUID
+    key_id: uuid.UUID
+    model: str
+    provider_id: uuid.UUID | None
+    upstream_model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    status: int
+    latency_ms: float
+    ttft_ms: float | None
+    stream: bool
+    disconnected: bool
+    error_code: str | None
+
+    def row(self) -> tuple[object, ...]:
+        return tuple(getattr(self, c) for c in _COLUMNS)
+
+
+_encode_line = msgspec.json.Encoder().encode
+_decode_line = msgspec.json.Decoder(UsageRecord).decode
+
+
+class UsageRecorder:
+    def __init__(
+        self,
+        database_url: str,
+        spool: str,
+        *,
+        max_buffer: int = 50_000,
+        batch: int = 2_000,
+        interval: float = 0.25,
+    ) -> None:
+        self._url = database_url
+        self._spool = Path(spool) if spool else None
+        self._max_buffer = max_buffer
+        self._batch = batch
+        self._interval = interval
+        self._buffer: collections.deque[UsageRecord] = collections.deque()
+        self._pool: asyncpg.Pool | None = None
+        self.written = 0
+        self.spooled = 0
+        self.failures = 0
+
+    def record(self, record: UsageRecord) -> None:
+        self._buffer.append(record)
+        if len(self._buffer) > self._max_buffer:
+            self._spill(self._max_buffer // 2)
+
+    async def run(self) -> None:
+        """Write batches until cancelled (then call `close`)."""
+        self._pool = await asyncpg.create_pool(
+            self._url, min_size=0, max_size=2, timeout=5, command_timeout=30
+        )
+        backoff = self._interval
+        while True:
+            await asyncio.sleep(backoff)
+            try:
+                await self._replay_spool()
+                await self._write_buffer()
+                backoff = self._interval
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                self.failures += 1
+                log.warning("usage records wait for the database (%s)", type(exc).__name__)
+                backoff = min(backoff * 2, 5.0)
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Write what is left; whatever cannot be written in `grace` seconds is spooled."""
+        try:
+            async with asyncio.timeout(grace):
+                await self._replay_spool()
+                await self._write_buffer()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("usage records go to the spool at shutdown (%s)", type(exc).__name__)
+        if self._buffer:
+            self._spill(len(self._buffer))
+        if self._pool is not None:
+            self._pool.terminate()
+
+    def _take(self, n: int) -> list[UsageRecord]:
+        return [self._buffer.popleft() for _ in range(min(n, len(self._buffer)))]
+
+    async def _write_buffer(self) -> None:
+        while self._buffer:
+            records = self._take(self._batch)
+            try:
+                await self._write(records)
+            except BaseException:
+                self._buffer.extendleft(reversed(records))  # not written: keep them
+                raise
+
+    async def _write(self, records: list[UsageRecord]) -> None:
+        """Write a batch in one transaction with the spend it adds."""
+        assert self._pool is not None
+        async with self._pool.acquire() as conn, conn.transaction():
+            try:
+                async with conn.transaction():  # a savepoint: COPY is all or nothing
+                    await conn.copy_records_to_table(
+                        "usage", records=[r.row() for r in records], columns=_COLUMNS
+                    )
+                stored = records
+            except asyncpg.UniqueViolationError:  # some were written before
+                stored = [r for r in records if await conn.fetchval(Q.insert_usage, *r.row())]
+            for (scope, day), usd in _spend(stored).items():
+                await conn.execute(Q.add_spend, scope, day, usd)
+        self.written += len(stored)
+
+    def _spill(self, n: int) -> None:
+        """Move the `n` oldest buffered records to the spool file."""
+        records = self._take(n)
+        if self._spool is None:
+            self._buffer.extendleft(reversed(records))  # nowhere to go: keep them
+            return
+        self._spool.parent.mkdir(parents=True, exist_ok=True)
+        with self._spool.open("ab") as f:
+            f.write(b"".join(_encode_line(r) + b"\n" for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+        self.spooled += len(records)
+        log.warning("spooled %d usage records to %s", len(records), self._spool)
+
+    async def _replay_spool(self) -> None:
+        if self._spool is None:
+            return
+        replay = self._spool.with_name(self._spool.name + ".replay")
+        if not replay.exists():
+            if not self._spool.exists():
+                return
+            self._spool.replace(replay)  # new spills start a new file
+        records = []
+        for line in replay.read_bytes().splitlines():
+            try:
+                records.append(_decode_line(line))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                log.warning("skipping a damaged line of %s", replay)
+        for i in range(0, len(records), self._batch):
+            await self._write(records[i : i + self._batch])  # a failure leaves the file
+        replay.unlink()
+        log.info("replayed %d spooled usage records", len(records))
+
+
+def _spend(records: list[UsageRecord]) -> dict[tuple[str, date], float]:
+    totals: dict[tuple[str, date], float] = {}
+    for r in records:
+        if r.cost_usd:
+            day = r.created_at.date()
+            for scope in (f"tenant:{r.tenant_id}", f"key:{r.key_id}"):
+                totals[scope, day] = totals.get((scope, day), 0.0) + r.cost_usd
+    return totals
