@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +23,7 @@ from control_plane.api.routes import RouteController
 from control_plane.api.state import StateController
 from control_plane.api.tenants import TenantController
 from control_plane.auth import require_admin
+from control_plane.budget_watch import BudgetWatch
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.jobs import Jobs
 from control_plane.queries import Q
@@ -62,9 +65,16 @@ def create_app(settings: Settings) -> Litestar:
         app.state.store = EventStore(
             pool, settings.notify_channel, in_transaction=jobs.in_transaction
         )
+        watch = asyncio.create_task(
+            BudgetWatch(app.state.store, settings.budget_check_interval).run(),
+            name="sluice-budget-watch",
+        )
         try:
             yield
         finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
             await jobs.stop()
             await pool.close()
 

@@ -83,6 +83,15 @@ class EventStore:
             self._state = state
         return events
 
+    async def current_state(self) -> State:
+        """The newest state (caught up without taking the append lock)."""
+        known = await self._known_state()
+        async with self._pool.acquire() as conn:
+            state = await catch_up(conn, known)
+        if self._state is None or state.position > self._state.position:
+            self._state = state
+        return state
+
     async def _known_state(self) -> State:
         """The newest state this process has folded; the first time, the newest stored
         snapshot plus the events after it, read before taking the append lock so

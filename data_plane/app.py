@@ -12,13 +12,15 @@ import msgspec
 from prometheus_client import CollectorRegistry
 
 from data_plane.asgi import JSON, Receive, Responder, Scope, Send, send_error, send_response
+from data_plane.budgets import Budgets
 from data_plane.cache import SnapshotCache
+from data_plane.fleet import FleetSync
 from data_plane.handlers import Gateway
 from data_plane.limits import Limiter
 from data_plane.metrics import CONTENT_TYPE, SyncCollector, render
 from data_plane.snapshot import SnapshotHolder
 from data_plane.sync import Follower
-from data_plane.usage import UsageRecorder
+from data_plane.usage import UsageRecord, UsageRecorder
 from shared.config import Settings
 from shared.errors import (
     GatewayError,
@@ -53,8 +55,19 @@ class DataPlane:
             poll_interval=settings.sync_poll_interval,
         )
         self.limiter = Limiter()
+        self.budgets = Budgets()
         self.usage = UsageRecorder(
-            settings.database_url, settings.usage_spool, max_buffer=settings.usage_buffer
+            settings.database_url,
+            settings.usage_spool,
+            max_buffer=settings.usage_buffer,
+            on_written=self._usage_written,
+        )
+        self.fleet = FleetSync(
+            settings.database_url,
+            self.limiter,
+            self.budgets,
+            self.holder,
+            settings.fleet_sync_interval,
         )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(SyncCollector(self.holder, self.follower, self.cache))
@@ -141,6 +154,7 @@ class DataPlane:
             session,
             self.settings.max_request_bytes,
             self.limiter,
+            self.budgets,
             self.usage,
         )
         self._routes = {
@@ -154,9 +168,10 @@ class DataPlane:
             self._routes["/debug/snapshot"] = {"GET": self._debug_snapshot}
         follow = asyncio.create_task(self.follower.run(), name="sluice-follower")
         record = asyncio.create_task(self.usage.run(), name="sluice-usage")
+        share = asyncio.create_task(self.fleet.run(), name="sluice-fleet")
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
-        for task in (follow, record):
+        for task in (follow, record, share):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -164,6 +179,10 @@ class DataPlane:
         await self.cache.close()
         await session.close()
         await send({"type": "lifespan.shutdown.complete"})
+
+    def _usage_written(self, records: list[UsageRecord]) -> None:
+        for r in records:
+            self.budgets.written((f"tenant:{r.tenant_id}", f"key:{r.key_id}"), r.cost_usd)
 
     def _when_ready(self, handler: Handler) -> Handler:
         async def guarded(scope: Scope, receive: Receive, send: Send) -> None:

@@ -15,6 +15,7 @@ import aiohttp
 import msgspec
 
 from data_plane.asgi import JSON, Receive, Scope, Send, header, read_body, send_response
+from data_plane.budgets import Budgets
 from data_plane.limits import Limiter
 from data_plane.policy import apply_max_tokens, check_model, estimate_prompt_tokens, policies_for
 from data_plane.providers import ADAPTERS
@@ -90,8 +91,10 @@ class Gateway:
         session: aiohttp.ClientSession,
         max_body: int,
         limiter: Limiter,
+        budgets: Budgets,
         usage: UsageRecorder,
     ) -> None:
+        self.budgets = budgets
         self.holder = holder
         self.box = box
         self.session = session
@@ -111,6 +114,7 @@ class Gateway:
             policies = policies_for(state, key)
             check_model(policies, model)
             body = apply_max_tokens(policies, body)
+            self.budgets.check(state, policies)
             provider = state.providers.get(route.provider_id)
             adapter = None if provider is None else ADAPTERS.get(provider.kind)
             if provider is None or adapter is None:
@@ -150,6 +154,8 @@ class Gateway:
             if admission is not None:
                 self.limiter.settle(admission, prompt + completion)
             price = state.price_for(route)
+            cost = 0.0 if price is None else price.cost(prompt, completion)
+            self.budgets.add((f"tenant:{key.tenant_id}", f"key:{key.id}"), cost)
             now = time.monotonic()
             self.usage.record(
                 UsageRecord(
@@ -162,7 +168,7 @@ class Gateway:
                     upstream_model=route.upstream_model,
                     prompt_tokens=prompt,
                     completion_tokens=completion,
-                    cost_usd=0.0 if price is None else price.cost(prompt, completion),
+                    cost_usd=cost,
                     status=outcome.status or 500,
                     latency_ms=(now - started) * 1000,
                     ttft_ms=None

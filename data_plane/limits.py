@@ -91,6 +91,8 @@ class Limiter:
         self.windows: dict[str, Window] = {}
         self.in_flight: dict[str, int] = {}
         self.fleet = Fleet()
+        self.dirty: set[tuple[str, int]] = set()  # (scope, second) changed since the last report
+        self.dirty_in_flight: set[str] = set()
 
     def admit(self, limits: list[tuple[str, Policy]], tokens: int, now: float) -> Admission:
         """Admit one request estimated at `tokens` against every (scope, policy), or
@@ -103,6 +105,8 @@ class Limiter:
         for scope in scopes:
             self.windows.setdefault(scope, Window()).add(second, 1, tokens)
             self.in_flight[scope] = self.in_flight.get(scope, 0) + 1
+            self.dirty.add((scope, second))
+            self.dirty_in_flight.add(scope)
         return Admission(scopes, second, tokens, tuple(headers))
 
     def settle(self, admission: Admission, tokens: int) -> None:
@@ -111,7 +115,16 @@ class Limiter:
             window = self.windows.get(scope)
             if window is not None and window.seconds[admission.second % WINDOW] == admission.second:
                 window.add(admission.second, 0, tokens - admission.reserved_tokens)
+                self.dirty.add((scope, admission.second))
             self.in_flight[scope] = max(self.in_flight.get(scope, 1) - 1, 0)
+            self.dirty_in_flight.add(scope)
+
+    def bucket(self, scope: str, second: int) -> tuple[int, int]:
+        window = self.windows.get(scope)
+        if window is None or window.seconds[second % WINDOW] != second:
+            return 0, 0
+        slot = second % WINDOW
+        return window.requests[slot], window.tokens[slot]
 
     def _check(
         self, scope: str, policy: Policy, tokens: int, second: int, now: float

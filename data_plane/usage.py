@@ -16,6 +16,7 @@ import collections
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -83,7 +84,9 @@ class UsageRecorder:
         max_buffer: int = 50_000,
         batch: int = 2_000,
         interval: float = 0.25,
+        on_written: Callable[[list[UsageRecord]], None] | None = None,
     ) -> None:
+        self._on_written = on_written
         self._url = database_url
         self._spool = Path(spool) if spool else None
         self._max_buffer = max_buffer
@@ -157,6 +160,8 @@ class UsageRecorder:
             for (scope, day), usd in _spend(stored).items():
                 await conn.execute(Q.add_spend, scope, day, usd)
         self.written += len(stored)
+        if self._on_written is not None:
+            self._on_written(records)
 
     def _spill(self, n: int) -> None:
         """Move the `n` oldest buffered records to the spool file."""

@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     debug_endpoints: bool = False
     usage_spool: str = ".sluice/spool/usage.jsonl"
     usage_buffer: int = 50_000
+    fleet_sync_interval: float = 0.25
+    budget_check_interval: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -14,6 +14,8 @@ import msgspec
 
 __all__ = [
     "PAYLOAD_TYPES",
+    "BudgetAlert",
+    "BudgetExhausted",
     "Event",
     "KeyCreated",
     "KeyRevoked",
@@ -115,6 +117,23 @@ class ProviderPriceSet(msgspec.Struct, frozen=True, tag="provider.price_set"):
     output_per_million: float
 
 
+class BudgetExhausted(msgspec.Struct, frozen=True, tag="budget.exhausted"):
+    """A scope spent its budget for `period` (e.g. "month:2026-11-01"): every replica
+    refuses it until the period ends or its policy changes."""
+
+    scope: str
+    period: str
+    spent_usd: float
+
+
+class BudgetAlert(msgspec.Struct, frozen=True, tag="budget.alert"):
+    """A scope reached its soft budget for `period`."""
+
+    scope: str
+    period: str
+    spent_usd: float
+
+
 Payload = (
     TenantCreated
     | TenantRenamed
@@ -129,6 +148,8 @@ Payload = (
     | PriceSet
     | PriceCleared
     | ProviderPriceSet
+    | BudgetExhausted
+    | BudgetAlert
 )
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
@@ -147,6 +168,8 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         PriceSet,
         PriceCleared,
         ProviderPriceSet,
+        BudgetExhausted,
+        BudgetAlert,
     )
 }
 

@@ -14,6 +14,8 @@ import msgspec
 from immutables import Map
 
 from shared.events import (
+    BudgetAlert,
+    BudgetExhausted,
     Event,
     KeyCreated,
     KeyRevoked,
@@ -182,6 +184,12 @@ def _(p: PolicySet, state: State) -> State:
     if found is None or p.id not in owners:
         return state
     field, policies = found
+    scope_name = f"{p.scope}:{p.id}"
+    if scope_name in state.budget_exhausted:  # a new policy is a new judgement
+        state = msgspec.structs.replace(
+            state, budget_exhausted=state.budget_exhausted.delete(scope_name)
+        )
+        policies = state.tenant_policies if p.scope == "tenant" else state.key_policies
     policy = Policy(
         rpm=p.rpm,
         tpm=p.tpm,
@@ -224,4 +232,18 @@ def _(p: ProviderPriceSet, state: State) -> State:
     price = Price(input_per_million=p.input_per_million, output_per_million=p.output_per_million)
     return msgspec.structs.replace(
         state, provider_prices=state.provider_prices.set(p.provider_id, price)
+    )
+
+
+@_apply.register
+def _(p: BudgetExhausted, state: State) -> State:
+    return msgspec.structs.replace(
+        state, budget_exhausted=state.budget_exhausted.set(p.scope, p.period)
+    )
+
+
+@_apply.register
+def _(p: BudgetAlert, state: State) -> State:
+    return msgspec.structs.replace(
+        state, budget_alerted=state.budget_alerted.set(p.scope, p.period)
     )

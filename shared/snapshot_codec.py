@@ -55,6 +55,8 @@ class _Doc(msgspec.Struct):
     key_policies: dict[str, Policy]
     prices: dict[str, Price]
     provider_prices: dict[str, Price]
+    budget_exhausted: dict[str, str]
+    budget_alerted: dict[str, str]
 
 
 # "deterministic": sets (a route's tenants) are sorted, so equal states give equal bytes.
@@ -108,6 +110,8 @@ def _small_maps(state: State) -> dict[str, Any]:
         "key_policies": dict(state.key_policies),
         "prices": dict(state.prices),
         "provider_prices": dict(state.provider_prices),
+        "budget_exhausted": dict(state.budget_exhausted),
+        "budget_alerted": dict(state.budget_alerted),
     }
 
 
@@ -147,6 +151,8 @@ def decode_state(data: bytes) -> State:
         key_policies=Map(doc.key_policies),
         prices=Map(doc.prices),
         provider_prices=Map(doc.provider_prices),
+        budget_exhausted=Map(doc.budget_exhausted),
+        budget_alerted=Map(doc.budget_alerted),
     )
 
 

@@ -99,6 +99,8 @@ class State(msgspec.Struct, frozen=True):
     key_policies: Map[str, Policy] = msgspec.field(default_factory=_empty)
     prices: Map[str, Price] = msgspec.field(default_factory=_empty)  # by public model
     provider_prices: Map[str, Price] = msgspec.field(default_factory=_empty)
+    budget_exhausted: Map[str, str] = msgspec.field(default_factory=_empty)  # scope -> period
+    budget_alerted: Map[str, str] = msgspec.field(default_factory=_empty)  # scope -> period
 
     def key_by_hash(self, key_hash: str) -> ApiKey | None:
         key_id = self.key_ids_by_hash.get(key_hash)

@@ -14,3 +14,34 @@ RETURNING request_id;
 INSERT INTO spend (scope, day, usd)
 VALUES ($1, $2, $3)
 ON CONFLICT (scope, day) DO UPDATE SET usd = spend.usd + excluded.usd;
+
+-- name: push_counters
+INSERT INTO fleet_counters (scope, second, replica, requests, tokens)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::integer[], $5::bigint[])
+ON CONFLICT (scope, second, replica) DO UPDATE SET
+    requests = excluded.requests,
+    tokens = excluded.tokens;
+
+-- name: pull_counters
+SELECT scope, second, sum(requests)::integer AS requests, sum(tokens)::bigint AS tokens
+FROM fleet_counters
+WHERE second > $1 AND replica <> $2
+GROUP BY scope, second;
+
+-- name: prune_counters
+DELETE FROM fleet_counters
+WHERE second < $1;
+
+-- name: push_in_flight
+INSERT INTO fleet_in_flight (scope, replica, in_flight, updated_at)
+SELECT scope, $2::uuid, in_flight, now()
+FROM unnest($1::text[], $3::integer[]) AS t(scope, in_flight)
+ON CONFLICT (scope, replica) DO UPDATE SET
+    in_flight = excluded.in_flight,
+    updated_at = excluded.updated_at;
+
+-- name: pull_in_flight
+SELECT scope, sum(in_flight)::integer AS in_flight
+FROM fleet_in_flight
+WHERE replica <> $1 AND updated_at > now() - make_interval(secs => $2)
+GROUP BY scope;
