@@ -33,7 +33,7 @@ class BudgetWatch:
             try:
                 await self.check()
             except Exception as exc:  # the database is away: try again next time
-                log.warning("budget check failed (%s)", type(exc).__name__)
+                log.warning("budget check failed (%s: %s)", type(exc).__name__, exc)
 
     async def check(self) -> None:
         state = await self._store.current_state()

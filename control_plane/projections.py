@@ -14,6 +14,8 @@ import msgspec
 
 from control_plane.queries import Q
 from shared.events import (
+    BudgetAlert,
+    BudgetExhausted,
     Event,
     KeyCreated,
     KeyRevoked,
@@ -136,3 +138,8 @@ async def _(p: ProviderPriceSet, conn: asyncpg.Connection, e: Event) -> None:
     await conn.execute(
         Q.provider_price_set, UUID(p.provider_id), p.input_per_million, p.output_per_million
     )
+
+
+@_project.register
+async def _(p: BudgetExhausted | BudgetAlert, conn: asyncpg.Connection, e: Event) -> None:
+    """Nothing to project: the event log itself is where cut-offs and alerts are read."""

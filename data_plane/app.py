@@ -60,6 +60,7 @@ class DataPlane:
             settings.database_url,
             settings.usage_spool,
             max_buffer=settings.usage_buffer,
+            interval=settings.usage_flush_interval,
             on_written=self._usage_written,
         )
         self.fleet = FleetSync(

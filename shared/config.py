@@ -35,6 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     debug_endpoints: bool = False
     usage_spool: str = ".sluice/spool/usage.jsonl"
     usage_buffer: int = 50_000
+    usage_flush_interval: float = 0.25
     fleet_sync_interval: float = 0.25
     budget_check_interval: float = 1.0
 

@@ -120,3 +120,13 @@ def test_events_apply_once_and_in_order() -> None:
 @pytest.mark.parametrize("payload", BASE)
 def test_payloads_round_trip(payload: Payload) -> None:
     assert decode_payload(event_type(payload), encode_payload(payload)) == payload
+
+
+def test_every_event_type_has_a_reducer_and_a_projection() -> None:
+    from control_plane.projections import _project
+    from shared.events import PAYLOAD_TYPES
+    from shared.reducer import _apply
+
+    for cls in PAYLOAD_TYPES.values():
+        assert _apply.dispatch(cls) is not _apply.dispatch(object), cls
+        assert _project.dispatch(cls) is not _project.dispatch(object), cls

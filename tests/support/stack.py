@@ -28,6 +28,7 @@ class Stack:
     control_plane_url: str = ""
     fake_url: str = ""
     handed_out: list[str] = field(default_factory=list)  # every secret, for leak checks
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -39,6 +40,7 @@ class Stack:
             "SLUICE_SYNC_POLL_INTERVAL": "5",
             "SLUICE_DEBUG_ENDPOINTS": "true",
             "SLUICE_SNAPSHOT_EVERY_SECONDS": "1",
+            **self.extra_env,
         }
 
     def admin(self) -> httpx.AsyncClient:
@@ -134,10 +136,19 @@ def _ok(resp: httpx.Response) -> dict[str, Any]:
 
 
 def start_stack(
-    database_url: str, log_dir: Path, handed_out: list[str], data_planes: int = 2
+    database_url: str,
+    log_dir: Path,
+    handed_out: list[str],
+    data_planes: int = 2,
+    extra_env: dict[str, str] | None = None,
 ) -> Stack:
     """Start everything; every secret the stack hands out is appended to `handed_out`."""
-    stack = Stack(database_url=database_url, log_dir=log_dir, handed_out=handed_out)
+    stack = Stack(
+        database_url=database_url,
+        log_dir=log_dir,
+        handed_out=handed_out,
+        extra_env=extra_env or {},
+    )
     stack.handed_out += [stack.upstream_key, stack.admin_token, stack.secret_key]
     fake_port, cp_port = free_port(), free_port()
     fake = Server(
