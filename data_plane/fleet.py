@@ -57,7 +57,7 @@ class FleetSync:
             while True:
                 started = time.monotonic()
                 try:
-                    async with pool.acquire() as conn:
+                    async with asyncio.timeout(5), pool.acquire() as conn:
                         await self._exchange(conn)
                 except (
                     OSError,
@@ -67,6 +67,9 @@ class FleetSync:
                 ) as exc:
                     self.failures += 1
                     log.warning("fleet counters unavailable (%s)", type(exc).__name__)
+                except Exception:
+                    self.failures += 1
+                    log.exception("sharing fleet counters failed; retrying")
                 await asyncio.sleep(max(self.interval - (time.monotonic() - started), 0.01))
         finally:
             pool.terminate()

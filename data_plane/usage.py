@@ -119,6 +119,10 @@ class UsageRecorder:
                 self.failures += 1
                 log.warning("usage records wait for the database (%s)", type(exc).__name__)
                 backoff = min(backoff * 2, 5.0)
+            except Exception:
+                self.failures += 1
+                log.exception("writing usage records failed; retrying")
+                backoff = min(backoff * 2, 5.0)
 
     async def close(self, grace: float = 5.0) -> None:
         """Write what is left; whatever cannot be written in `grace` seconds is spooled."""
@@ -148,7 +152,9 @@ class UsageRecorder:
     async def _write(self, records: list[UsageRecord]) -> None:
         """Write a batch in one transaction with the spend it adds."""
         assert self._pool is not None
-        async with self._pool.acquire() as conn, conn.transaction():
+        # a deadline for the whole batch: a connection that dies silently (no RST)
+        # must not hold the records hostage; they are retried, idempotently
+        async with asyncio.timeout(30), self._pool.acquire() as conn, conn.transaction():
             try:
                 async with conn.transaction():  # a savepoint: COPY is all or nothing
                     await conn.copy_records_to_table(

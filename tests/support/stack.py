@@ -50,13 +50,16 @@ class Stack:
             timeout=10,
         )
 
-    def start_data_plane(self) -> Server:
-        port = free_port()
+    def start_data_plane(self, port: int | None = None) -> Server:
+        """Start a data plane (on `port`: again, with the same cache and spool files)."""
+        again = port is not None
+        port = port or free_port()
         env = {**self.env, "SLUICE_SNAPSHOT_CACHE": str(self.log_dir / f"cache-{port}.msgpack")}
         name = f"data-plane-{port}"
         server = Server(name, "data_plane", ["--port", str(port)], env, self.log_dir)
         self.servers.append(server)
-        self.data_plane_urls.append(f"http://127.0.0.1:{port}")
+        if not again:
+            self.data_plane_urls.append(f"http://127.0.0.1:{port}")
         return server
 
     async def create_tenant(self, name: str | None = None) -> dict[str, Any]:
