@@ -22,6 +22,7 @@ from control_plane.api.providers import ProviderController
 from control_plane.api.routes import RouteController
 from control_plane.api.state import StateController
 from control_plane.api.tenants import TenantController
+from control_plane.api.usage import UsageController
 from control_plane.auth import require_admin
 from control_plane.budget_watch import BudgetWatch
 from control_plane.errors import EXCEPTION_HANDLERS
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> Litestar:
             KeyPolicyController,
             PriceController,
             ProviderPriceController,
+            UsageController,
         ],
         guards=[require_admin],
         security=[{"bearer": []}],

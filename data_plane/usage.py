@@ -165,6 +165,9 @@ class UsageRecorder:
                 stored = [r for r in records if await conn.fetchval(Q.insert_usage, *r.row())]
             for (scope, day), usd in _spend(stored).items():
                 await conn.execute(Q.add_spend, scope, day, usd)
+            hourly = _hourly(stored)
+            if hourly:
+                await conn.execute(Q.add_hourly, *map(list, zip(*hourly, strict=True)))
         self.written += len(stored)
         if self._on_written is not None:
             self._on_written(records)
@@ -211,3 +214,19 @@ def _spend(records: list[UsageRecord]) -> dict[tuple[str, date], float]:
             for scope in (f"tenant:{r.tenant_id}", f"key:{r.key_id}"):
                 totals[scope, day] = totals.get((scope, day), 0.0) + r.cost_usd
     return totals
+
+
+def _hourly(records: list[UsageRecord]) -> list[tuple[object, ...]]:
+    totals: dict[tuple[datetime, uuid.UUID, uuid.UUID, str], list[float]] = {}
+    for r in records:
+        hour = r.created_at.replace(minute=0, second=0, microsecond=0)
+        row = totals.setdefault((hour, r.tenant_id, r.key_id, r.model), [0, 0, 0, 0, 0.0])
+        row[0] += 1
+        row[1] += r.status >= 400
+        row[2] += r.prompt_tokens
+        row[3] += r.completion_tokens
+        row[4] += r.cost_usd
+    return [
+        (*group, int(n), int(errors), int(prompt), int(completion), usd)
+        for group, (n, errors, prompt, completion, usd) in totals.items()
+    ]

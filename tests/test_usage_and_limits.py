@@ -169,3 +169,41 @@ async def test_abandoned_stream_is_recorded_as_disconnected(stack: Stack) -> Non
     async with httpx.AsyncClient() as client:
         seen_upstream = (await client.get(fake + "/_fake/requests")).json()[-1]
     assert seen_upstream["disconnected"] is True  # the fake saw the gateway leave
+
+
+async def test_usage_api_groups_and_buckets(stack: Stack, priced: dict[str, Any]) -> None:
+    tenant_id, key = await _tenant_key(stack)
+    auth = {"authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=stack.data_plane_urls[0], timeout=10) as client:
+        for tokens in (2, 3, 4):
+            resp = await client.post(
+                CHAT, json=_body("metered-model", max_tokens=tokens), headers=auth
+            )
+            assert resp.status_code == 200
+        bad = await client.post(CHAT, json=_body("metered-model", max_tokens=0), headers=auth)
+        assert bad.status_code >= 400
+    await _records(stack, tenant_id, 4)
+    async with stack.admin() as admin:
+        await asyncio.sleep(0.3)
+        by_model = await admin.get(
+            "/usage", params={"tenant_id": tenant_id, "group_by": "tenant,model", "bucket": "day"}
+        )
+        by_key = await admin.get("/usage", params={"tenant_id": tenant_id, "group_by": "key"})
+        wrong = await admin.get("/usage", params={"group_by": "color"})
+        backwards = await admin.get(
+            "/usage", params={"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
+        )
+    assert by_model.status_code == 200, by_model.text
+    rows = by_model.json()["data"]
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["tenant_id"], row["model"]) == (tenant_id, "metered-model")
+    assert row["requests"] == 4
+    assert row["errors"] == 1
+    assert row["completion_tokens"] == 2 + 3 + 4
+    assert row["prompt_tokens"] == 4 * 3  # the refused request used none
+    assert row["cost_usd"] == pytest.approx((12 * 1000 + 9 * 2000) / 1e6)
+    assert "key_id" not in row
+    assert [r["requests"] for r in by_key.json()["data"]] == [4]
+    assert wrong.status_code == 422
+    assert backwards.status_code == 422

@@ -76,3 +76,18 @@ WHERE model = $1;
 
 -- name: ping
 SELECT 1 AS ok;
+
+-- name: usage_report
+SELECT date_trunc($1, hour, 'UTC') AS bucket, tenant_id, key_id, model,
+       sum(requests)::bigint AS requests,
+       sum(errors)::bigint AS errors,
+       sum(prompt_tokens)::bigint AS prompt_tokens,
+       sum(completion_tokens)::bigint AS completion_tokens,
+       sum(cost_usd) AS cost_usd
+FROM usage_hourly
+WHERE hour >= $2 AND hour < $3
+  AND ($4::uuid IS NULL OR tenant_id = $4)
+  AND ($5::uuid IS NULL OR key_id = $5)
+  AND ($6::text IS NULL OR model = $6)
+GROUP BY 1, 2, 3, 4
+ORDER BY 1;

@@ -45,3 +45,18 @@ SELECT scope, sum(in_flight)::integer AS in_flight
 FROM fleet_in_flight
 WHERE replica <> $1 AND updated_at > now() - make_interval(secs => $2)
 GROUP BY scope;
+
+-- name: add_hourly
+INSERT INTO usage_hourly (
+    hour, tenant_id, key_id, model, requests, errors, prompt_tokens, completion_tokens, cost_usd
+)
+SELECT * FROM unnest(
+    $1::timestamptz[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::bigint[],
+    $7::bigint[], $8::bigint[], $9::double precision[]
+)
+ON CONFLICT (hour, tenant_id, key_id, model) DO UPDATE SET
+    requests = usage_hourly.requests + excluded.requests,
+    errors = usage_hourly.errors + excluded.errors,
+    prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens,
+    completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens,
+    cost_usd = usage_hourly.cost_usd + excluded.cost_usd;
