@@ -18,8 +18,9 @@ import random
 import asyncpg
 from pgqueuer import PgQueuer, Queries
 from pgqueuer.db import AsyncpgDriver, AsyncpgPoolDriver
-from pgqueuer.models import Job
+from pgqueuer.models import Job, Schedule
 
+from control_plane.partitions import ensure_usage_partitions
 from shared.snapshots import write_snapshot
 
 __all__ = ["SNAPSHOT_JOB", "Jobs"]
@@ -27,6 +28,7 @@ __all__ = ["SNAPSHOT_JOB", "Jobs"]
 log = logging.getLogger("sluice.control_plane.jobs")
 
 SNAPSHOT_JOB = "sluice.snapshot"
+PARTITIONS_JOB = "sluice.usage_partitions"
 
 
 async def _enqueue_snapshot(queries: Queries) -> None:
@@ -52,6 +54,12 @@ class Jobs:
             asyncio.create_task(self._work(), name="sluice-jobs-worker"),
             asyncio.create_task(self._tick(), name="sluice-jobs-timer"),
         ]
+        try:  # daily usage partitions: now, then every hour (the schedule below)
+            await Queries(AsyncpgPoolDriver(self._pool)).enqueue(
+                PARTITIONS_JOB, None, dedupe_key=PARTITIONS_JOB, on_conflict="skip"
+            )
+        except Exception as exc:
+            log.warning("could not queue the partition job: %s", type(exc).__name__)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -84,6 +92,13 @@ class Jobs:
         if position is not None:
             log.info("snapshot written at position %d", position)
 
+    async def _partitions(self, _trigger: Job | Schedule) -> None:
+        assert self._pool is not None
+        async with self._pool.acquire() as conn:
+            created = await ensure_usage_partitions(conn)
+        if created:
+            log.info("created %d usage partitions", created)
+
     async def _work(self) -> None:
         """Run the queue worker; if it stops (the database went away, its listener
         died), start it again, until the process stops."""
@@ -92,6 +107,8 @@ class Jobs:
         while not self._stopping:
             self._pgq = PgQueuer.from_asyncpg_pool(self._pool)
             self._pgq.entrypoint(SNAPSHOT_JOB)(self._snapshot)
+            self._pgq.entrypoint(PARTITIONS_JOB)(self._partitions)
+            self._pgq.schedule(PARTITIONS_JOB, "0 * * * *")(self._partitions)
             try:
                 await self._pgq.run(shutdown_on_listener_failure=True)
                 backoff = 0.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -207,3 +208,30 @@ async def test_usage_api_groups_and_buckets(stack: Stack, priced: dict[str, Any]
     assert [r["requests"] for r in by_key.json()["data"]] == [4]
     assert wrong.status_code == 422
     assert backwards.status_code == 422
+
+
+async def test_usage_lands_in_daily_partitions(stack: Stack, priced: dict[str, Any]) -> None:
+    tenant_id, key = await _tenant_key(stack)
+    async with httpx.AsyncClient(base_url=stack.data_plane_urls[1], timeout=10) as client:
+        resp = await client.post(
+            CHAT, json=_body("metered-model"), headers={"authorization": f"Bearer {key}"}
+        )
+        assert resp.status_code == 200
+    await _records(stack, tenant_id, 1)
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        partitions = {
+            r["relname"]
+            for r in await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'usage'::regclass"
+            )
+        }
+        where = await conn.fetchval(
+            "SELECT tableoid::regclass::text FROM usage WHERE tenant_id = $1", tenant_id
+        )
+    finally:
+        await conn.close()
+    today = datetime.now(UTC).date()
+    assert {f"usage_{today + timedelta(days=d):%Y%m%d}" for d in range(8)} <= partitions
+    assert where == f"usage_{today:%Y%m%d}"
