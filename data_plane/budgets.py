@@ -34,6 +34,7 @@ class Budgets:
                 )
 
     def add(self, scopes: tuple[str, ...], usd: float) -> None:
+        """Count `usd` (negative: a correction) as spent here and not yet recorded."""
         if usd:
             for scope in scopes:
                 self.unwritten[scope] = self.unwritten.get(scope, 0.0) + usd

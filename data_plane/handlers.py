@@ -109,7 +109,8 @@ class Gateway:
         body, model, stream = parse_chat(await read_body(receive, self.max_body))
         route = authorize(state, key, model)
         outcome, admission = Outcome(), None
-        estimate, error_code = 0, None
+        estimate, error_code, in_flight_cost = 0, None, 0.0
+        budget_scopes = (f"tenant:{key.tenant_id}", f"key:{key.id}")
         try:
             policies = policies_for(state, key)
             check_model(policies, model)
@@ -129,6 +130,10 @@ class Gateway:
                 body = {**body, "stream_options": {**options, "include_usage": True}}
             estimate = estimate_prompt_tokens(body)
             admission = self.limiter.admit(policies, estimate, time.time())
+            price = state.price_for(route)
+            if price is not None:  # in flight: counted against budgets from now on
+                in_flight_cost = price.cost(estimate, 0)
+                self.budgets.add(budget_scopes, in_flight_cost)
             request = adapter.chat_request(provider.base_url, api_key, route.upstream_model, body)
             await relay(
                 self.session,
@@ -155,7 +160,7 @@ class Gateway:
                 self.limiter.settle(admission, prompt + completion)
             price = state.price_for(route)
             cost = 0.0 if price is None else price.cost(prompt, completion)
-            self.budgets.add((f"tenant:{key.tenant_id}", f"key:{key.id}"), cost)
+            self.budgets.add(budget_scopes, cost - in_flight_cost)  # now it is a record
             now = time.monotonic()
             self.usage.record(
                 UsageRecord(
