@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from control_plane.store import EventStore
 from shared.budgets import budgeted_scopes, period_key, recorded_spend
 from shared.events import BudgetAlert, BudgetExhausted, Payload
-from shared.state import State
+from shared.state import Policy, State
 
 __all__ = ["BudgetWatch"]
 
@@ -49,14 +49,20 @@ class BudgetWatch:
             over = policy.budget_usd is not None and used >= policy.budget_usd
             soft = policy.soft_budget_usd is not None and used >= policy.soft_budget_usd
             if over and state.budget_exhausted.get(scope) != period:
-                await self._append(scope, BudgetExhausted(scope, period, used))
+                await self._append(scope, policy, BudgetExhausted(scope, period, used))
             if soft and state.budget_alerted.get(scope) != period:
-                await self._append(scope, BudgetAlert(scope, period, used))
+                await self._append(scope, policy, BudgetAlert(scope, period, used))
 
-    async def _append(self, scope: str, event: BudgetExhausted | BudgetAlert) -> None:
+    async def _append(
+        self, scope: str, judged: Policy, event: BudgetExhausted | BudgetAlert
+    ) -> None:
         flags = "budget_exhausted" if isinstance(event, BudgetExhausted) else "budget_alerted"
 
         def decide(state: State) -> list[Payload]:
+            # under the append lock: only if the policy judged is still the policy
+            # (a raised budget since then makes the judgement stale) and not yet said
+            if dict(budgeted_scopes(state)).get(scope) != judged:
+                return []
             return [] if getattr(state, flags).get(scope) == event.period else [event]
 
         if await self._store.append(f"budget:{scope}", decide, actor=ACTOR):

@@ -182,8 +182,7 @@ class DataPlane:
         await send({"type": "lifespan.shutdown.complete"})
 
     def _usage_written(self, records: list[UsageRecord]) -> None:
-        for r in records:
-            self.budgets.written((f"tenant:{r.tenant_id}", f"key:{r.key_id}"), r.cost_usd)
+        self.budgets.written([r.request_id for r in records])
 
     def _when_ready(self, handler: Handler) -> Handler:
         async def guarded(scope: Scope, receive: Receive, send: Send) -> None:

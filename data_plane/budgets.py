@@ -4,6 +4,7 @@ fleet-wide cut-off (a `budget.exhausted` event) that every replica knows of."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from shared.budgets import period_key
@@ -17,6 +18,8 @@ class Budgets:
     def __init__(self) -> None:
         self.recorded: dict[str, float] = {}  # the fleet's, from the database
         self.unwritten: dict[str, float] = {}  # this replica's, not yet in the database
+        # the records this process counted in `unwritten`, by request id
+        self._pending: dict[uuid.UUID, tuple[tuple[str, ...], float]] = {}
 
     def check(self, state: State, policies: list[tuple[str, Policy]]) -> None:
         today = None
@@ -39,8 +42,23 @@ class Budgets:
             for scope in scopes:
                 self.unwritten[scope] = self.unwritten.get(scope, 0.0) + usd
 
-    def written(self, scopes: tuple[str, ...], usd: float) -> None:
+    def pending(
+        self, request_id: uuid.UUID, scopes: tuple[str, ...], usd: float, in_flight: float
+    ) -> None:
+        """A request ended costing `usd` (it was counted at `in_flight` while running):
+        its record is written later; until then it counts here."""
+        self.add(scopes, usd - in_flight)
         if usd:
+            self._pending[request_id] = (scopes, usd)
+
+    def written(self, request_ids: list[uuid.UUID]) -> None:
+        """These records reached the database (the next read of spend counts them);
+        records another process counted are ignored."""
+        for request_id in request_ids:
+            found = self._pending.pop(request_id, None)
+            if found is None:
+                continue
+            scopes, usd = found
             for scope in scopes:
                 left = self.unwritten.get(scope, 0.0) - usd
                 if left <= 1e-12:

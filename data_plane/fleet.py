@@ -88,7 +88,10 @@ class FleetSync:
         except BaseException:
             limiter.dirty |= dirty  # report them next time
             raise
+        # every scope with requests in flight is reported each time (others drop
+        # reports older than IN_FLIGHT_TTL), and a scope that went to zero once
         flying, limiter.dirty_in_flight = limiter.dirty_in_flight, set()
+        flying |= {scope for scope, n in limiter.in_flight.items() if n > 0}
         try:
             if flying:
                 names = sorted(flying)
@@ -113,3 +116,4 @@ class FleetSync:
         if time.monotonic() - self._last_prune > 10:
             self._last_prune = time.monotonic()
             await conn.execute(Q.prune_counters, now - 2 * WINDOW)
+            await conn.execute(Q.prune_in_flight, 6 * IN_FLIGHT_TTL)

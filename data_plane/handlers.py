@@ -78,6 +78,14 @@ def parse_chat(body: bytes) -> tuple[dict[str, Any], str, bool]:
     return data, model, stream
 
 
+_INT4 = 2**31 - 1
+
+
+def _clean(code: str | None) -> str | None:
+    """An error code fit to store (an upstream's code is anything it says)."""
+    return None if code is None else code.replace("\0", "")[:100]
+
+
 def _wants_usage(body: dict[str, Any]) -> bool:
     options = body.get("stream_options")
     return isinstance(options, dict) and options.get("include_usage") is True
@@ -106,12 +114,13 @@ class Gateway:
         started, created_at = time.monotonic(), datetime.now(UTC)
         state = self.holder.state
         key = authenticate(state, scope)
-        body, model, stream = parse_chat(await read_body(receive, self.max_body))
-        route = authorize(state, key, model)
-        outcome, admission = Outcome(), None
-        estimate, error_code, in_flight_cost = 0, None, 0.0
+        request_id = uuid.uuid4()
+        outcome, admission, route = Outcome(), None, None
+        model, stream, estimate, in_flight_cost = "", False, 0, 0.0
         budget_scopes = (f"tenant:{key.tenant_id}", f"key:{key.id}")
         try:
+            body, model, stream = parse_chat(await read_body(receive, self.max_body))
+            route = authorize(state, key, model)
             policies = policies_for(state, key)
             check_model(policies, model)
             body = apply_max_tokens(policies, body)
@@ -147,7 +156,7 @@ class Gateway:
                 outcome=outcome,
             )
         except GatewayError as exc:
-            outcome.status, error_code = outcome.status or exc.status, exc.code
+            outcome.status, outcome.error_code = exc.status, exc.code
             raise
         finally:
             prompt = outcome.prompt_tokens
@@ -156,21 +165,22 @@ class Gateway:
             completion = outcome.completion_tokens
             if completion is None:
                 completion = outcome.content_events
+            prompt, completion = min(prompt, _INT4), min(completion, _INT4)
             if admission is not None:
                 self.limiter.settle(admission, prompt + completion)
-            price = state.price_for(route)
+            price = None if route is None else state.price_for(route)
             cost = 0.0 if price is None else price.cost(prompt, completion)
-            self.budgets.add(budget_scopes, cost - in_flight_cost)  # now it is a record
+            self.budgets.pending(request_id, budget_scopes, cost, in_flight_cost)
             now = time.monotonic()
             self.usage.record(
                 UsageRecord(
-                    request_id=uuid.uuid4(),
+                    request_id=request_id,
                     created_at=created_at,
                     tenant_id=uuid.UUID(key.tenant_id),
                     key_id=uuid.UUID(key.id),
-                    model=route.model,
-                    provider_id=uuid.UUID(route.provider_id),
-                    upstream_model=route.upstream_model,
+                    model=route.model if route is not None else model[:200].replace("\0", ""),
+                    provider_id=None if route is None else uuid.UUID(route.provider_id),
+                    upstream_model=None if route is None else route.upstream_model,
                     prompt_tokens=prompt,
                     completion_tokens=completion,
                     cost_usd=cost,
@@ -181,7 +191,7 @@ class Gateway:
                     else (outcome.first_byte - started) * 1000,
                     stream=stream,
                     disconnected=outcome.disconnected,
-                    error_code=error_code,
+                    error_code=_clean(outcome.error_code),
                 )
             )
 

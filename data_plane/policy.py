@@ -38,10 +38,12 @@ def apply_max_tokens(policies: list[tuple[str, Policy]], body: dict[str, Any]) -
     if not caps:
         return body
     cap = min(caps)
+    said = False
     for name in ("max_completion_tokens", "max_tokens"):
         asked = body.get(name)
         if asked is None:
             continue
+        said = True
         if not isinstance(asked, int) or isinstance(asked, bool) or asked < 1:
             raise BadRequest(f"'{name}' must be a positive integer.", param=name)
         if asked > cap:
@@ -50,8 +52,7 @@ def apply_max_tokens(policies: list[tuple[str, Policy]], body: dict[str, Any]) -
                 param=name,
                 code="max_tokens_exceeded",
             )
-        return body
-    return {**body, "max_completion_tokens": cap}
+    return body if said else {**body, "max_completion_tokens": cap}
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:

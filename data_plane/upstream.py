@@ -56,6 +56,7 @@ class Outcome:
     content_events: int = 0  # stream events that carried content (≈ tokens)
     first_byte: float | None = None  # time.monotonic() of the first byte to the client
     disconnected: bool = False
+    error_code: str | None = None
 
     def take_usage(self, data: bytes) -> None:
         try:

@@ -99,6 +99,7 @@ class UsageRecorder:
         self.failures = 0
 
     def record(self, record: UsageRecord) -> None:
+        """Never raises: it runs as a request ends, whatever happened to it."""
         self._buffer.append(record)
         if len(self._buffer) > self._max_buffer:
             self._spill(self._max_buffer // 2)
@@ -127,10 +128,11 @@ class UsageRecorder:
     async def close(self, grace: float = 5.0) -> None:
         """Write what is left; whatever cannot be written in `grace` seconds is spooled."""
         try:
-            async with asyncio.timeout(grace):
-                await self._replay_spool()
-                await self._write_buffer()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            if self._pool is not None:
+                async with asyncio.timeout(grace):
+                    await self._replay_spool()
+                    await self._write_buffer()
+        except Exception as exc:
             log.warning("usage records go to the spool at shutdown (%s)", type(exc).__name__)
         if self._buffer:
             self._spill(len(self._buffer))
@@ -141,8 +143,11 @@ class UsageRecorder:
         return [self._buffer.popleft() for _ in range(min(n, len(self._buffer)))]
 
     async def _write_buffer(self) -> None:
-        while self._buffer:
-            records = self._take(self._batch)
+        """Write what is buffered now (not what arrives meanwhile: the spool gets its turn)."""
+        left = len(self._buffer)
+        while left > 0 and self._buffer:
+            records = self._take(min(self._batch, left))
+            left -= len(records)
             try:
                 await self._write(records)
             except BaseException:
@@ -161,8 +166,9 @@ class UsageRecorder:
                         "usage", records=[r.row() for r in records], columns=_COLUMNS
                     )
                 stored = records
-            except asyncpg.UniqueViolationError:  # some were written before
-                stored = [r for r in records if await conn.fetchval(Q.insert_usage, *r.row())]
+            except (asyncpg.UniqueViolationError, asyncpg.DataError):
+                # some were written before, or one is unstorable: one by one
+                stored = await self._one_by_one(conn, records)
             for (scope, day), usd in _spend(stored).items():
                 await conn.execute(Q.add_spend, scope, day, usd)
             hourly = _hourly(stored)
@@ -172,19 +178,48 @@ class UsageRecorder:
         if self._on_written is not None:
             self._on_written(records)
 
+    async def _one_by_one(
+        self, conn: asyncpg.Connection, records: list[UsageRecord]
+    ) -> list[UsageRecord]:
+        stored = []
+        for r in records:
+            try:
+                async with conn.transaction():
+                    if await conn.fetchval(Q.insert_usage, *r.row()):
+                        stored.append(r)
+            except asyncpg.DataError as exc:
+                log.error("the database refuses a usage record (%s); set aside", exc)
+                self._append(self._rejected(), [r])
+        return stored
+
+    def _rejected(self) -> Path | None:
+        return (
+            None if self._spool is None else self._spool.with_name(self._spool.name + ".rejected")
+        )
+
     def _spill(self, n: int) -> None:
-        """Move the `n` oldest buffered records to the spool file."""
+        """Move the `n` oldest buffered records to the spool file (if it can be written)."""
         records = self._take(n)
-        if self._spool is None:
+        if self._spool is None or not self._append(self._spool, records):
             self._buffer.extendleft(reversed(records))  # nowhere to go: keep them
             return
-        self._spool.parent.mkdir(parents=True, exist_ok=True)
-        with self._spool.open("ab") as f:
-            f.write(b"".join(_encode_line(r) + b"\n" for r in records))
-            f.flush()
-            os.fsync(f.fileno())
         self.spooled += len(records)
         log.warning("spooled %d usage records to %s", len(records), self._spool)
+
+    @staticmethod
+    def _append(path: Path | None, records: list[UsageRecord]) -> bool:
+        if path is None:
+            return False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("ab") as f:
+                f.write(b"".join(_encode_line(r) + b"\n" for r in records))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            log.error("cannot write %s (%s); the records stay in memory", path, exc)
+            return False
+        return True
 
     async def _replay_spool(self) -> None:
         if self._spool is None:
@@ -194,12 +229,7 @@ class UsageRecorder:
             if not self._spool.exists():
                 return
             self._spool.replace(replay)  # new spills start a new file
-        records = []
-        for line in replay.read_bytes().splitlines():
-            try:
-                records.append(_decode_line(line))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                log.warning("skipping a damaged line of %s", replay)
+        records = await asyncio.to_thread(_read_spool, replay)
         for i in range(0, len(records), self._batch):
             await self._write(records[i : i + self._batch])  # a failure leaves the file
         replay.unlink()
@@ -230,3 +260,13 @@ def _hourly(records: list[UsageRecord]) -> list[tuple[object, ...]]:
         (*group, int(n), int(errors), int(prompt), int(completion), usd)
         for group, (n, errors, prompt, completion, usd) in totals.items()
     ]
+
+
+def _read_spool(path: Path) -> list[UsageRecord]:
+    records = []
+    for line in path.read_bytes().splitlines():
+        try:
+            records.append(_decode_line(line))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("skipping a damaged line of %s", path)
+    return records

@@ -43,6 +43,11 @@ async def test_every_request_is_recorded_once_through_an_outage_and_a_restart(
     try:
         provider = await stack.create_provider()
         await stack.create_route("outage-usage-model", provider["id"], "fake-usage")
+        async with stack.admin() as admin:  # (2 + 20 tokens) x $1,000 per million: $0.022
+            await admin.put(
+                "/prices/outage-usage-model",
+                json={"input_per_million": 1000, "output_per_million": 1000},
+            )
         tenant = await stack.create_tenant()
         key = await stack.create_key(tenant["id"])
         await stack.until_model(key["key"], "outage-usage-model")
@@ -103,6 +108,12 @@ async def test_every_request_is_recorded_once_through_an_outage_and_a_restart(
             rows = await conn.fetch(
                 "SELECT request_id, prompt_tokens, completion_tokens, status FROM usage"
             )
+            spent = await conn.fetchval(
+                "SELECT sum(usd) FROM spend WHERE scope = $1", f"key:{key['id']}"
+            )
+            rolled = await conn.fetchrow(
+                "SELECT sum(requests) AS n, sum(completion_tokens) AS c FROM usage_hourly"
+            )
         finally:
             await conn.close()
         assert len(rows) == len(ok)
@@ -110,6 +121,9 @@ async def test_every_request_is_recorded_once_through_an_outage_and_a_restart(
         assert {(r["prompt_tokens"], r["completion_tokens"], r["status"]) for r in rows} == {
             (2, 20, 200)
         }
+        # spend and roll-ups count each record once, replays included
+        assert spent == pytest.approx(len(ok) * 0.022)
+        assert (rolled["n"], rolled["c"]) == (len(ok), 20 * len(ok))
         assert "spooled" in (log_dir / f"data-plane-{port_of(stack, 1)}.log").read_text()
     finally:
         stack.stop()

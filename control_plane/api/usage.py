@@ -72,8 +72,12 @@ class UsageController(Controller):
         unknown = [d for d in dims if d not in _COLUMN]
         if unknown:
             raise Invalid(f"group_by takes tenant, key and model, not {', '.join(unknown)}")
+        # whole buckets: the one `since` falls in is included
+        first = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        if bucket == "day":
+            first = first.replace(hour=0)
         rows = await get_store(request).pool.fetch(
-            Q.usage_report, bucket, since, until, tenant_id, key_id, model
+            Q.usage_report, bucket, first, until, tenant_id, key_id, model
         )
         totals: dict[tuple[Any, ...], list[float]] = {}
         for row in rows:

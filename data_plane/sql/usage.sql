@@ -60,3 +60,7 @@ ON CONFLICT (hour, tenant_id, key_id, model) DO UPDATE SET
     prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens,
     completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens,
     cost_usd = usage_hourly.cost_usd + excluded.cost_usd;
+
+-- name: prune_in_flight
+DELETE FROM fleet_in_flight
+WHERE updated_at < now() - make_interval(secs => $1);
