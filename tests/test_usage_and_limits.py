@@ -167,9 +167,11 @@ async def test_abandoned_stream_is_recorded_as_disconnected(stack: Stack) -> Non
     assert len(rows) == 1
     assert rows[0]["disconnected"] is True
     assert 4 <= rows[0]["completion_tokens"] <= 10  # what was streamed until then
-    async with httpx.AsyncClient() as client:
-        seen_upstream = (await client.get(fake + "/_fake/requests")).json()[-1]
-    assert seen_upstream["disconnected"] is True  # the fake saw the gateway leave
+    async with httpx.AsyncClient() as client:  # the fake sees the gateway leave, promptly
+        deadline = time.monotonic() + 3
+        while not (await client.get(fake + "/_fake/requests")).json()[-1]["disconnected"]:
+            assert time.monotonic() < deadline, "the upstream request was not closed"
+            await asyncio.sleep(0.05)
 
 
 async def test_usage_api_groups_and_buckets(stack: Stack, priced: dict[str, Any]) -> None:
