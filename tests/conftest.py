@@ -3,11 +3,12 @@ and real Sluice processes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from shared.migrate import migrate
 from tests.support.database import (
     clone_database,
     drop_database,
@@ -15,6 +16,7 @@ from tests.support.database import (
     server_url,
     with_db,
 )
+from tests.support.own_postgres import OwnPostgres
 from tests.support.stack import Stack, start_stack
 
 
@@ -36,6 +38,16 @@ async def database_url(pg_url: str, template_db: str) -> AsyncIterator[str]:
     name = await clone_database(pg_url, template_db)
     yield with_db(pg_url, name)
     await drop_database(pg_url, name)
+
+
+@pytest.fixture(scope="module")
+def own_pg() -> Iterator[OwnPostgres]:
+    """A PostgreSQL server of the module's own, migrated, which its tests may stop."""
+    server = OwnPostgres()
+    server.start()
+    migrate(server.url())
+    yield server
+    server.remove()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +22,6 @@ from tests.support.stack import Stack, start_stack
 pytestmark = pytest.mark.timeout(180)
 
 CHAT = {"model": "outage-model", "messages": [{"role": "user", "content": "still there?"}]}
-
-
-@pytest.fixture(scope="module")
-def own_pg() -> Iterator[OwnPostgres]:
-    server = OwnPostgres()
-    server.start()
-    migrate(server.url())
-    yield server
-    server.remove()
 
 
 @pytest.fixture(scope="module")

@@ -5,29 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
-from shared.migrate import migrate
 from tests.support.own_postgres import OwnPostgres
 from tests.support.stack import start_stack
 
 pytestmark = pytest.mark.timeout(240)
 
 TOTAL = 1000
-
-
-@pytest.fixture(scope="module")
-def own_pg() -> Iterator[OwnPostgres]:
-    server = OwnPostgres()
-    server.start()
-    migrate(server.url())
-    yield server
-    server.remove()
 
 
 async def test_every_request_is_recorded_once_through_an_outage_and_a_restart(
