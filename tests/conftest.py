@@ -19,6 +19,9 @@ from tests.support.database import (
 from tests.support.own_postgres import OwnPostgres
 from tests.support.stack import Stack, start_stack
 
+# fixtures of the fake upstream (client, fake_url, session)
+pytest_plugins = ["tests.support.fake"]
+
 
 @pytest.fixture(scope="session")
 def pg_url() -> str:

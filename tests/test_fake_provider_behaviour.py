@@ -1,4 +1,4 @@
-"""Tests for the fake OpenAI-compatible upstream in ``data_plane.fake_provider``."""
+"""The fake upstream's errors, overrides, failures, request log and command line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,332 +14,24 @@ import aiohttp
 import openai
 import pytest
 from aiohttp import web
-from openai.types.chat import ChatCompletionMessageParam
 
-from data_plane.fake_provider import DEFAULT_MODEL, FakeConfig, build_app
-
-FIXTURES = Path(__file__).parent / "fixtures" / "openai"
-API_KEY = "sk-fake-test-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-TOKENS = 5
-CHAT = "/v1/chat/completions"
-MESSAGES: list[ChatCompletionMessageParam] = [
-    {"role": "system", "content": "You are terse."},
-    {"role": "user", "content": "say  hello\nto me"},
-]
-PROMPT_WORDS = 7  # "You are terse." (3) + "say hello to me" (4)
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def expected_content(n: int) -> str:
-    """The documented deterministic completion: pieces "tok0", " tok1", ..."""
-    return " ".join(f"tok{i}" for i in range(n))
-
-
-def parse_sse(raw: bytes) -> list[str]:
-    """Data payloads of the complete events of an SSE body (a trailing partial one is dropped)."""
-    *complete, _partial = raw.decode().replace("\r\n", "\n").split("\n\n")
-    events = []
-    for block in complete:
-        lines = [line[5:] for line in block.split("\n") if line.startswith("data:")]
-        if lines:
-            events.append("\n".join(line.removeprefix(" ") for line in lines))
-    return events
-
-
-def shape(value: Any) -> Any:
-    """Keys and JSON types of ``value``, recursively, without the values themselves."""
-    if isinstance(value, dict):
-        return {key: shape(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [shape(item) for item in value]
-    return type(value).__name__
-
-
-def chunk_kind(chunk: dict[str, Any]) -> str:
-    if not chunk["choices"]:
-        return "usage"
-    choice = chunk["choices"][0]
-    if choice["finish_reason"] is not None:
-        return "finish"
-    return "role" if "role" in choice["delta"] else "content"
-
-
-def kinds_pattern(chunks: list[dict[str, Any]]) -> list[str]:
-    """Chunk kinds in order, runs of content chunks collapsed into one."""
-    pattern: list[str] = []
-    for chunk in chunks:
-        kind = chunk_kind(chunk)
-        if not (kind == "content" and pattern and pattern[-1] == "content"):
-            pattern.append(kind)
-    return pattern
-
-
-def fixture_json(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def fixture_events(name: str) -> list[str]:
-    return parse_sse((FIXTURES / name).read_bytes())
-
-
-def chat_body(**extra: Any) -> dict[str, Any]:
-    return {"model": "gpt-test", "messages": MESSAGES, **extra}
-
-
-async def read_http_chunks(
-    resp: aiohttp.ClientResponse, into: list[bytes], arrivals: list[float] | None = None
-) -> None:
-    """Append each complete HTTP (transfer-encoding) chunk of the body to ``into``.
-
-    What was read stays in ``into`` even if reading fails midway; ``arrivals`` gets the
-    monotonic time at which each chunk was complete.
-    """
-    pending = b""
-    async for data, end_of_http_chunk in resp.content.iter_chunks():
-        pending += data
-        if end_of_http_chunk:
-            into.append(pending)
-            pending = b""
-            if arrivals is not None:
-                arrivals.append(time.monotonic())
-
-
-async def fake_log(session: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
-    async with session.get(f"{url}/_fake/requests") as resp:
-        assert resp.status == 200
-        log: list[dict[str, Any]] = await resp.json()
-        return log
-
-
-# --- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-async def fake_url() -> AsyncIterator[str]:
-    runner = web.AppRunner(build_app(FakeConfig(tokens=TOKENS, api_key=API_KEY)))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
-
-
-@pytest.fixture
-async def client(fake_url: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(
-        base_url=f"{fake_url}/v1", api_key=API_KEY, max_retries=0
-    ) as openai_client:
-        yield openai_client
-
-
-# --- the fixtures themselves -----------------------------------------------------------------
-
-
-def test_fixture_streams_are_well_formed() -> None:
-    full = fixture_events("chat_completion_stream.sse")
-    assert full[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in full[:-1]]
-    assert kinds_pattern(chunks) == ["role", "content", "finish", "usage"]
-    assert all("usage" in chunk for chunk in chunks)
-    no_usage = fixture_events("chat_completion_stream_no_usage.sse")
-    assert no_usage[-1] == "[DONE]"
-    assert all("usage" not in json.loads(e) for e in no_usage[:-1])
-    failed = fixture_events("chat_completion_stream_failed_midway.sse")
-    assert "[DONE]" not in failed
-    assert kinds_pattern([json.loads(e) for e in failed]) == ["role", "content"]
-
-
-# --- wire format against the fixtures --------------------------------------------------------
-
-
-async def test_non_stream_matches_fixture_shape(
-    fake_url: str, session: aiohttp.ClientSession
-) -> None:
-    async with session.post(f"{fake_url}{CHAT}", json=chat_body(), headers=AUTH) as resp:
-        assert resp.status == 200
-        assert resp.content_type == "application/json"
-        body = await resp.json()
-    assert shape(body) == shape(fixture_json("chat_completion.json"))
-    assert body["object"] == "chat.completion"
-    assert body["id"].startswith("chatcmpl-")
-    assert body["model"] == "gpt-test"
-    choice = body["choices"][0]
-    assert choice["message"]["role"] == "assistant"
-    assert choice["message"]["content"] == expected_content(TOKENS)
-    assert choice["finish_reason"] == "stop"
-
-
-@pytest.mark.parametrize(
-    ("include_usage", "fixture"),
-    [(True, "chat_completion_stream.sse"), (False, "chat_completion_stream_no_usage.sse")],
+from data_plane.fake_provider import FakeConfig, build_app
+from tests.support.fake import (
+    API_KEY,
+    AUTH,
+    CHAT,
+    MESSAGES,
+    chat_body,
+    chunk_kind,
+    expected_content,
+    fake_log,
+    fixture_events,
+    fixture_json,
+    kinds_pattern,
+    parse_sse,
+    read_http_chunks,
+    shape,
 )
-async def test_stream_matches_fixture_shape(
-    fake_url: str, session: aiohttp.ClientSession, include_usage: bool, fixture: str
-) -> None:
-    body = chat_body(stream=True, stream_options={"include_usage": include_usage})
-    async with session.post(f"{fake_url}{CHAT}", json=body, headers=AUTH) as resp:
-        assert resp.status == 200
-        assert resp.content_type == "text/event-stream"
-        raw = await resp.read()
-    assert raw.endswith(b"\n\ndata: [DONE]\n\n")
-    events = parse_sse(raw)
-    assert events[-1] == "[DONE]"
-    assert events.count("[DONE]") == 1
-    chunks = [json.loads(e) for e in events[:-1]]
-
-    reference = [json.loads(e) for e in fixture_events(fixture)[:-1]]
-    assert kinds_pattern(chunks) == kinds_pattern(reference)
-    reference_shapes = {chunk_kind(c): shape(c) for c in reference}
-    for chunk in chunks:
-        assert shape(chunk) == reference_shapes[chunk_kind(chunk)], chunk
-    assert sum(chunk_kind(c) == "content" for c in chunks) == TOKENS
-    assert len({c["id"] for c in chunks}) == 1
-    assert len({c["created"] for c in chunks}) == 1
-    content = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
-    assert content == expected_content(TOKENS)
-    if include_usage:
-        assert chunks[-1]["usage"]["completion_tokens"] == TOKENS
-
-
-async def test_each_stream_event_is_written_separately(
-    fake_url: str, session: aiohttp.ClientSession
-) -> None:
-    body = chat_body(stream=True, stream_options={"include_usage": True})
-    async with session.post(f"{fake_url}{CHAT}", json=body, headers=AUTH) as resp:
-        http_chunks: list[bytes] = []
-        await read_http_chunks(resp, http_chunks)
-    # One HTTP chunk per SSE event: role, TOKENS contents, finish, usage, [DONE].
-    assert len(http_chunks) == TOKENS + 4
-    for data in http_chunks:
-        assert data.startswith(b"data: ")
-        assert data.endswith(b"\n\n")
-        assert data.count(b"\n\n") == 1
-
-
-async def test_models_list_matches_fixture_shape(
-    fake_url: str, session: aiohttp.ClientSession
-) -> None:
-    async with session.post(
-        f"{fake_url}{CHAT}", json=chat_body(model="model-seen-by-fake"), headers=AUTH
-    ) as resp:
-        assert resp.status == 200
-    async with session.get(f"{fake_url}/v1/models", headers=AUTH) as resp:
-        assert resp.status == 200
-        body = await resp.json()
-    reference = fixture_json("models_list.json")
-    assert body.keys() == reference.keys()
-    assert body["object"] == "list"
-    for entry in body["data"]:
-        assert shape(entry) == shape(reference["data"][0])
-        assert entry["object"] == "model"
-    ids = {entry["id"] for entry in body["data"]}
-    assert {DEFAULT_MODEL, "model-seen-by-fake"} <= ids
-
-
-# --- deterministic content through the official client ---------------------------------------
-
-
-async def test_openai_client_non_stream(client: openai.AsyncOpenAI) -> None:
-    completion = await client.chat.completions.create(model="gpt-test", messages=MESSAGES)
-    assert completion.object == "chat.completion"
-    assert completion.model == "gpt-test"
-    assert completion.choices[0].message.content == expected_content(TOKENS)
-    assert completion.choices[0].finish_reason == "stop"
-    assert completion.usage is not None
-    assert completion.usage.prompt_tokens == PROMPT_WORDS
-    assert completion.usage.completion_tokens == TOKENS
-    assert completion.usage.total_tokens == PROMPT_WORDS + TOKENS
-
-
-async def test_openai_client_stream_with_usage(client: openai.AsyncOpenAI) -> None:
-    stream = await client.chat.completions.create(
-        model="gpt-test",
-        messages=MESSAGES,
-        stream=True,
-        stream_options={"include_usage": True},
-        extra_headers={"x-fake-tokens": "12"},
-    )
-    pieces: list[str] = []
-    finish_reasons = []
-    usages = []
-    async for chunk in stream:
-        if chunk.usage is not None:
-            assert chunk.choices == []
-            usages.append(chunk.usage)
-        for choice in chunk.choices:
-            if choice.delta.content:
-                pieces.append(choice.delta.content)
-            if choice.finish_reason:
-                finish_reasons.append(choice.finish_reason)
-    assert pieces == ["tok0", *(f" tok{i}" for i in range(1, 12))]
-    assert "".join(pieces) == expected_content(12)
-    assert finish_reasons == ["stop"]
-    assert len(usages) == 1
-    assert usages[0].prompt_tokens == PROMPT_WORDS
-    assert usages[0].completion_tokens == 12
-    assert usages[0].total_tokens == PROMPT_WORDS + 12
-
-
-@pytest.mark.parametrize("stream", [False, True])
-async def test_max_tokens_caps_the_completion(client: openai.AsyncOpenAI, stream: bool) -> None:
-    if stream:
-        chunks = await client.chat.completions.create(
-            model="gpt-test",
-            messages=MESSAGES,
-            max_completion_tokens=3,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        content, finish, completion_tokens = "", None, None
-        async for chunk in chunks:
-            for choice in chunk.choices:
-                content += choice.delta.content or ""
-                finish = choice.finish_reason or finish
-            if chunk.usage is not None:
-                completion_tokens = chunk.usage.completion_tokens
-    else:
-        completion = await client.chat.completions.create(
-            model="gpt-test",
-            messages=MESSAGES,
-            max_tokens=3,
-        )
-        content = completion.choices[0].message.content or ""
-        finish = completion.choices[0].finish_reason
-        assert completion.usage is not None
-        completion_tokens = completion.usage.completion_tokens
-    assert content == expected_content(3)
-    assert finish == "length"
-    assert completion_tokens == 3
-
-
-async def test_prompt_tokens_count_words_of_text_parts(client: openai.AsyncOpenAI) -> None:
-    messages: Any = [
-        {
-            "role": "user",
-            "content": [{"type": "text", "text": "one two"}, {"type": "text", "text": "three"}],
-        },
-        {"role": "assistant", "content": "four"},
-    ]
-    completion = await client.chat.completions.create(model="gpt-test", messages=messages)
-    assert completion.usage is not None
-    assert completion.usage.prompt_tokens == 4
-    empty: Any = [{"role": "user", "content": ""}]
-    completion = await client.chat.completions.create(model="gpt-test", messages=empty)
-    assert completion.usage is not None
-    assert completion.usage.prompt_tokens == 1
-
-
-# --- errors ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("headers", [{"Authorization": "Bearer wrong"}, {}])
