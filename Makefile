@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: run test install lint check-sql pg-start pg-stop lock bench-propagation clean
+.PHONY: run test install lint check-sql pg-start pg-stop lock bench bench-propagation clean
 
 run: install
 	$(BIN)/sluice run
@@ -49,3 +49,8 @@ clean:
 # Revocation propagation to 4 data planes and start-up from a snapshot (docs/benchmarks.md).
 bench-propagation: install
 	$(BIN)/python bench/propagation.py
+
+# Sluice against the direct upstream, LiteLLM and Portkey (docs/benchmarks.md).
+bench: install
+	bench/install_peers.sh
+	$(BIN)/python -m bench.compare

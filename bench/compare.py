@@ -1,0 +1,353 @@
+"""Sluice against the direct upstream, LiteLLM's proxy and Portkey's gateway.
+
+    .venv/bin/python bench/compare.py [--targets direct,sluice,litellm,portkey] [--quick]
+
+The same local fake upstream (20 tokens a response) serves every target. The
+gateway under test is pinned to core 0, the load generator and the upstream to
+core 1. For each target: concurrency 1, 16, 64 and 256, streaming and not, each
+run bounded in requests and seconds. Sluice runs with its checks on: a key with
+rate limits and a budget, prices, usage recording. LiteLLM and Portkey run from
+.bench/ (install them with bench/install_peers.sh); a target that is not
+installed is skipped with a message. Writes bench/results/compare.json and
+prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.loadgen import Result, run_load
+from shared.migrate import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".bench" / "compare"
+GATEWAY_CORE, CLIENT_CORE = "0", "1"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Proc:
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], core: str) -> None:
+        WORK.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self._log = (WORK / f"{name}.log").open("wb")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", core, *cmd],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_http(self, url: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {WORK / (self.name + '.log')}")
+            try:
+                if httpx.get(url, timeout=2).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready at {url}")
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in _tree(self.proc.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            except (OSError, IndexError):
+                pass
+        return total
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (taskset execs; uvicorn or node may fork)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            children = []
+        todo += [int(c) for c in children]
+    return found
+
+
+class Target:
+    def __init__(self, name: str, url: str, headers: dict[str, str], model: str, proc: Proc | None):
+        self.name, self.url, self.headers, self.model, self.proc = name, url, headers, model, proc
+
+
+def _start_sluice(upstream: str, procs: list[Proc]) -> Target:
+    pg = str(ROOT / "scripts" / "pg.sh")
+    subprocess.run([pg, "start"], check=True, capture_output=True)
+    admin_url = subprocess.run([pg, "url", "postgres"], check=True, capture_output=True, text=True)
+    database = f"sluice_compare_{os.getpid()}"
+    url = admin_url.stdout.strip().rsplit("/", 1)[0] + f"/{database}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_url.stdout.strip())
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    migrate(url)
+    env = {
+        "SLUICE_DATABASE_URL": url,
+        "SLUICE_ADMIN_TOKEN": "bench-" + secrets.token_urlsafe(16),
+        "SLUICE_SECRET_KEY": secrets.token_urlsafe(32),
+        "SLUICE_LOG_LEVEL": "warning",
+        "SLUICE_SNAPSHOT_CACHE": str(WORK / "sluice-cache.msgpack"),
+        "SLUICE_USAGE_SPOOL": str(WORK / "sluice-usage.spool"),
+    }
+    cp_port, dp_port = _free_port(), _free_port()
+    cp = Proc(
+        "sluice-control-plane",
+        [sys.executable, "-m", "control_plane", "--port", str(cp_port)],
+        env,
+        CLIENT_CORE,
+    )
+    procs.append(cp)
+    cp.wait_http(f"http://127.0.0.1:{cp_port}/readyz")
+    admin = httpx.Client(
+        base_url=f"http://127.0.0.1:{cp_port}/admin/v1",
+        headers={"authorization": f"Bearer {env['SLUICE_ADMIN_TOKEN']}"},
+        timeout=10,
+    )
+    provider = admin.post("/providers", json={"name": "fake", "base_url": upstream + "/v1"}).json()
+    admin.post(
+        "/routes",
+        json={"model": "bench-model", "provider_id": provider["id"], "upstream_model": "fake-1"},
+    )
+    admin.put("/prices/bench-model", json={"input_per_million": 0.15, "output_per_million": 0.6})
+    tenant = admin.post("/tenants", json={"name": "bench"}).json()
+    # limits far above what the benchmark sends: checked on every request, never hit
+    policy = {
+        "rpm": 100_000_000,
+        "tpm": 1_000_000_000,
+        "budget_usd": 1_000_000,
+        "budget_period": "month",
+    }
+    admin.put(f"/tenants/{tenant['id']}/policy", json=policy).raise_for_status()
+    key = admin.post(f"/tenants/{tenant['id']}/keys", json={"name": "bench"}).json()
+    admin.put(f"/keys/{key['id']}/policy", json={"rpm": 100_000_000}).raise_for_status()
+    admin.close()
+    dp = Proc(
+        "sluice-data-plane",
+        [sys.executable, "-m", "data_plane", "--port", str(dp_port)],
+        env,
+        GATEWAY_CORE,
+    )
+    procs.append(dp)
+    dp.wait_http(f"http://127.0.0.1:{dp_port}/readyz")
+    time.sleep(0.5)
+    return Target(
+        "sluice",
+        f"http://127.0.0.1:{dp_port}/v1/chat/completions",
+        {"authorization": f"Bearer {key['key']}"},
+        "bench-model",
+        dp,
+    )
+
+
+def _start_litellm(upstream: str, procs: list[Proc]) -> Target | None:
+    binary = ROOT / ".bench" / "litellm" / "bin" / "litellm"
+    if not binary.exists():
+        print("litellm: not installed (bench/install_peers.sh); skipped", file=sys.stderr)
+        return None
+    config = WORK / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: bench-model\n"
+        "    litellm_params:\n"
+        "      model: openai/fake-1\n"
+        f"      api_base: {upstream}/v1\n"
+        "      api_key: sk-fake\n"
+    )
+    port = _free_port()
+    master_key = "sk-" + secrets.token_hex(24)
+    proc = Proc(
+        "litellm",
+        [str(binary), "--config", str(config), "--port", str(port), "--num_workers", "1"],
+        {
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_MASTER_KEY": master_key,  # authenticated, as Sluice is
+        },
+        GATEWAY_CORE,
+    )
+    procs.append(proc)
+    proc.wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
+    headers = {"authorization": f"Bearer {master_key}"}
+    return Target(
+        "litellm", f"http://127.0.0.1:{port}/v1/chat/completions", headers, "bench-model", proc
+    )
+
+
+def _start_portkey(upstream: str, procs: list[Proc]) -> Target | None:
+    server = (
+        ROOT
+        / ".bench"
+        / "portkey"
+        / "node_modules"
+        / "@portkey-ai"
+        / "gateway"
+        / "build"
+        / "start-server.js"
+    )
+    if not server.exists():
+        print("portkey: not installed (bench/install_peers.sh); skipped", file=sys.stderr)
+        return None
+    port = _free_port()
+    proc = Proc("portkey", ["node", str(server), f"--port={port}", "--headless"], {}, GATEWAY_CORE)
+    procs.append(proc)
+    proc.wait_http(f"http://127.0.0.1:{port}/", timeout=60)
+    headers = {
+        "authorization": "Bearer sk-fake",
+        "x-portkey-provider": "openai",
+        "x-portkey-custom-host": f"{upstream}/v1",
+    }
+    return Target(
+        "portkey", f"http://127.0.0.1:{port}/v1/chat/completions", headers, "fake-1", proc
+    )
+
+
+def _measure(target: Target, concurrency: int, stream: bool, quick: bool) -> dict[str, Any]:
+    total = (300 if quick else 1500) if concurrency == 1 else (1000 if quick else 6000)
+    body = {"model": target.model, "messages": [{"role": "user", "content": "Hello there"}]}
+    cpu_before = target.proc.cpu_seconds() if target.proc else 0.0
+    result: Result = asyncio.run(
+        run_load(
+            target.url,
+            body,
+            target.headers,
+            concurrency=concurrency,
+            total=total,
+            max_seconds=8 if quick else 20,
+            stream=stream,
+        )
+    )
+    cpu = (target.proc.cpu_seconds() - cpu_before) if target.proc else 0.0
+    return {
+        "target": target.name,
+        "stream": stream,
+        "concurrency": concurrency,
+        **asdict(result),
+        "gateway_cpu_share": round(cpu / result.seconds, 2) if target.proc else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", default="direct,sluice,litellm,portkey")
+    parser.add_argument("--concurrency", default="1,16,64,256")
+    parser.add_argument("--quick", action="store_true", help="fewer requests, shorter runs")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {int(CLIENT_CORE)})
+    procs: list[Proc] = []
+    rows: list[dict[str, Any]] = []
+    try:
+        fake_port = _free_port()
+        fake = Proc(
+            "fake-upstream",
+            [
+                sys.executable,
+                "-m",
+                "data_plane.fake_provider",
+                "--port",
+                str(fake_port),
+                "--tokens",
+                "20",
+            ],
+            {},
+            CLIENT_CORE,
+        )
+        procs.append(fake)
+        upstream = f"http://127.0.0.1:{fake_port}"
+        fake.wait_http(upstream + "/_fake/healthz")
+        starters = {
+            "direct": lambda: Target(
+                "direct", upstream + "/v1/chat/completions", {}, "fake-1", None
+            ),
+            "sluice": lambda: _start_sluice(upstream, procs),
+            "litellm": lambda: _start_litellm(upstream, procs),
+            "portkey": lambda: _start_portkey(upstream, procs),
+        }
+        for name in args.targets.split(","):
+            target = starters[name]()
+            if target is None:
+                continue
+            for stream in (False, True):
+                for concurrency in (int(c) for c in args.concurrency.split(",")):
+                    row = _measure(target, concurrency, stream, args.quick)
+                    rows.append(row)
+                    print(json.dumps(row), file=sys.stderr)
+            if target.proc is not None:
+                target.proc.stop()
+    finally:
+        for proc in procs:
+            proc.stop()
+    out = ROOT / "bench" / "results" / "compare.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+    print(_table(rows))
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    direct = {(r["stream"], r["concurrency"]): r for r in rows if r["target"] == "direct"}
+    lines = [
+        "| target | stream | c | req/s | p50 ms | p99 ms | added p50 ms | TTFB p50 ms | errors "
+        "| gateway CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        base = direct.get((r["stream"], r["concurrency"]))
+        added = (
+            "" if base is None or r["target"] == "direct" else f"{r['p50_ms'] - base['p50_ms']:.2f}"
+        )
+        lines.append(
+            f"| {r['target']} | {'yes' if r['stream'] else 'no'} | {r['concurrency']} | {r['rps']} "
+            f"| {r['p50_ms']} | {r['p99_ms']} | {added} | {r['ttfb_p50_ms'] or ''} | {r['errors']} "
+            f"| {r['gateway_cpu_share'] if r['gateway_cpu_share'] is not None else ''} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
