@@ -191,9 +191,20 @@ def _kind(scope: str) -> str:
     return scope.partition(":")[0]
 
 
+_HEADER_NAMES = {
+    name: (
+        f"x-ratelimit-limit-{name}".encode(),
+        f"x-ratelimit-remaining-{name}".encode(),
+        f"x-ratelimit-reset-{name}".encode(),
+    )
+    for name in ("requests", "tokens")
+}
+
+
 def _headers(name: str, limit: int, remaining: int, reset: int) -> list[tuple[bytes, bytes]]:
+    limit_h, remaining_h, reset_h = _HEADER_NAMES[name]
     return [
-        (f"x-ratelimit-limit-{name}".encode(), str(limit).encode()),
-        (f"x-ratelimit-remaining-{name}".encode(), str(max(remaining, 0)).encode()),
-        (f"x-ratelimit-reset-{name}".encode(), f"{reset}s".encode()),
+        (limit_h, b"%d" % limit),
+        (remaining_h, b"%d" % max(remaining, 0)),
+        (reset_h, b"%ds" % reset),
     ]
