@@ -1,0 +1,123 @@
+"""Resident memory per open stream in one data-plane process.
+
+    .venv/bin/python -m bench.memory [--levels 100,1000,5000]
+
+For each level, a fresh data plane (Sluice's checks on, as in bench/compare.py)
+relays that many slow streams at once (the upstream sends a token every 0.5 s);
+once every stream has delivered its first event, the data plane's resident
+memory is compared with its memory before the streams opened. Writes
+bench/results/memory.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from bench.compare import CLIENT_CORE, Proc, _free_port, _start_sluice, _tree
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _rss_kib(pid: int) -> int:
+    total = 0
+    for p in _tree(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+async def _hold(url: str, headers: dict[str, str], model: str, n: int, pid: int) -> int:
+    """Open `n` streams, wait for each one's first event, measure, then let go."""
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "slowly"}]}
+    opened = asyncio.Semaphore(0)
+    release = asyncio.Event()
+    connector = aiohttp.TCPConnector(limit=n + 10)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one() -> None:
+            async with session.post(url, json=body, headers=headers) as resp:
+                assert resp.status == 200, resp.status
+                await resp.content.readline()
+                opened.release()
+                await release.wait()
+
+        tasks = [asyncio.create_task(one()) for _ in range(n)]
+        deadline = time.monotonic() + 120
+        for _ in range(n):
+            await asyncio.wait_for(opened.acquire(), max(deadline - time.monotonic(), 0.1))
+        await asyncio.sleep(1.0)
+        rss = _rss_kib(pid)
+        release.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--levels", default="100,1000,5000")
+    args = parser.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    os.sched_setaffinity(0, {int(CLIENT_CORE)})
+    results = []
+    for level in (int(x) for x in args.levels.split(",")):
+        procs: list[Proc] = []
+        try:
+            port = _free_port()
+            fake = Proc(
+                "memory-upstream",
+                [
+                    sys.executable,
+                    "-m",
+                    "data_plane.fake_provider",
+                    "--port",
+                    str(port),
+                    "--delay-ms",
+                    "500",
+                    "--tokens",
+                    "240",
+                ],
+                {},
+                CLIENT_CORE,
+            )
+            procs.append(fake)
+            upstream = f"http://127.0.0.1:{port}"
+            fake.wait_http(upstream + "/_fake/healthz")
+            target = _start_sluice(upstream, procs)
+            assert target.proc is not None
+            pid = target.proc.proc.pid
+            time.sleep(1)
+            before = _rss_kib(pid)
+            during = asyncio.run(_hold(target.url, target.headers, target.model, level, pid))
+            per_stream = (during - before) * 1024 / level
+            results.append(
+                {
+                    "streams": level,
+                    "rss_before_mib": round(before / 1024, 1),
+                    "rss_open_mib": round(during / 1024, 1),
+                    "bytes_per_stream": round(per_stream),
+                }
+            )
+            print(json.dumps(results[-1]), file=sys.stderr)
+        finally:
+            for proc in procs:
+                proc.stop()
+    out = ROOT / "bench" / "results" / "memory.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
