@@ -48,7 +48,7 @@ clean:
 
 # Revocation propagation to 4 data planes and start-up from a snapshot (docs/benchmarks.md).
 bench-propagation: install
-	$(BIN)/python bench/propagation.py
+	$(BIN)/python -m bench.propagation
 
 # Sluice against the direct upstream, LiteLLM and Portkey (docs/benchmarks.md).
 bench: install

@@ -19,91 +19,23 @@ import asyncio
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 from bench.loadgen import Result, run_load
-from shared.migrate import migrate
+from bench.support import ROOT, Proc, free_port, scratch_database
 
-ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".bench" / "compare"
 GATEWAY_CORE, CLIENT_CORE = "0", "1"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Proc:
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], core: str) -> None:
-        WORK.mkdir(parents=True, exist_ok=True)
-        self.name = name
-        self._log = (WORK / f"{name}.log").open("wb")
-        self.proc = subprocess.Popen(
-            ["taskset", "-c", core, *cmd],
-            env={**os.environ, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_http(self, url: str, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {WORK / (self.name + '.log')}")
-            try:
-                if httpx.get(url, timeout=2).status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready at {url}")
-
-    def cpu_seconds(self) -> float:
-        total = 0.0
-        for pid in _tree(self.proc.pid):
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-            except (OSError, IndexError):
-                pass
-        return total
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self._log.close()
-
-
-def _tree(pid: int) -> list[int]:
-    """`pid` and its descendants (taskset execs; uvicorn or node may fork)."""
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        try:
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            children = []
-        todo += [int(c) for c in children]
-    return found
+def _proc(name: str, cmd: list[str], env: dict[str, str], core: str) -> Proc:
+    return Proc(name, cmd, env, WORK / f"{name}.log", core)
 
 
 class Target:
@@ -111,23 +43,9 @@ class Target:
         self.name, self.url, self.headers, self.model, self.proc = name, url, headers, model, proc
 
 
-def _start_sluice(upstream: str, procs: list[Proc]) -> Target:
-    pg = str(ROOT / "scripts" / "pg.sh")
-    subprocess.run([pg, "start"], check=True, capture_output=True)
-    admin_url = subprocess.run([pg, "url", "postgres"], check=True, capture_output=True, text=True)
-    database = f"sluice_compare_{os.getpid()}"
-    url = admin_url.stdout.strip().rsplit("/", 1)[0] + f"/{database}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(admin_url.stdout.strip())
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{database}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    migrate(url)
+def _start_sluice(upstream: str, procs: list[Proc], cleanups: list[Callable[[], None]]) -> Target:
+    url, drop_database = scratch_database("sluice_compare")
+    cleanups.append(drop_database)
     env = {
         "SLUICE_DATABASE_URL": url,
         "SLUICE_ADMIN_TOKEN": "bench-" + secrets.token_urlsafe(16),
@@ -136,8 +54,8 @@ def _start_sluice(upstream: str, procs: list[Proc]) -> Target:
         "SLUICE_SNAPSHOT_CACHE": str(WORK / "sluice-cache.msgpack"),
         "SLUICE_USAGE_SPOOL": str(WORK / "sluice-usage.spool"),
     }
-    cp_port, dp_port = _free_port(), _free_port()
-    cp = Proc(
+    cp_port, dp_port = free_port(), free_port()
+    cp = _proc(
         "sluice-control-plane",
         [sys.executable, "-m", "control_plane", "--port", str(cp_port)],
         env,
@@ -168,7 +86,7 @@ def _start_sluice(upstream: str, procs: list[Proc]) -> Target:
     key = admin.post(f"/tenants/{tenant['id']}/keys", json={"name": "bench"}).json()
     admin.put(f"/keys/{key['id']}/policy", json={"rpm": 100_000_000}).raise_for_status()
     admin.close()
-    dp = Proc(
+    dp = _proc(
         "sluice-data-plane",
         [sys.executable, "-m", "data_plane", "--port", str(dp_port)],
         env,
@@ -200,9 +118,9 @@ def _start_litellm(upstream: str, procs: list[Proc]) -> Target | None:
         f"      api_base: {upstream}/v1\n"
         "      api_key: sk-fake\n"
     )
-    port = _free_port()
+    port = free_port()
     master_key = "sk-" + secrets.token_hex(24)
-    proc = Proc(
+    proc = _proc(
         "litellm",
         [str(binary), "--config", str(config), "--port", str(port), "--num_workers", "1"],
         {
@@ -213,7 +131,7 @@ def _start_litellm(upstream: str, procs: list[Proc]) -> Target | None:
         GATEWAY_CORE,
     )
     procs.append(proc)
-    proc.wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
+    proc.wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180, ready_below=500)
     headers = {"authorization": f"Bearer {master_key}"}
     return Target(
         "litellm", f"http://127.0.0.1:{port}/v1/chat/completions", headers, "bench-model", proc
@@ -234,10 +152,10 @@ def _start_portkey(upstream: str, procs: list[Proc]) -> Target | None:
     if not server.exists():
         print("portkey: not installed (bench/install_peers.sh); skipped", file=sys.stderr)
         return None
-    port = _free_port()
-    proc = Proc("portkey", ["node", str(server), f"--port={port}", "--headless"], {}, GATEWAY_CORE)
+    port = free_port()
+    proc = _proc("portkey", ["node", str(server), f"--port={port}", "--headless"], {}, GATEWAY_CORE)
     procs.append(proc)
-    proc.wait_http(f"http://127.0.0.1:{port}/", timeout=60)
+    proc.wait_http(f"http://127.0.0.1:{port}/", timeout=60, ready_below=500)
     headers = {
         "authorization": "Bearer sk-fake",
         "x-portkey-provider": "openai",
@@ -281,10 +199,11 @@ def main() -> None:
     args = parser.parse_args()
     os.sched_setaffinity(0, {int(CLIENT_CORE)})
     procs: list[Proc] = []
+    cleanups: list[Callable[[], None]] = []
     rows: list[dict[str, Any]] = []
     try:
-        fake_port = _free_port()
-        fake = Proc(
+        fake_port = free_port()
+        fake = _proc(
             "fake-upstream",
             [
                 sys.executable,
@@ -305,7 +224,7 @@ def main() -> None:
             "direct": lambda: Target(
                 "direct", upstream + "/v1/chat/completions", {}, "fake-1", None
             ),
-            "sluice": lambda: _start_sluice(upstream, procs),
+            "sluice": lambda: _start_sluice(upstream, procs, cleanups),
             "litellm": lambda: _start_litellm(upstream, procs),
             "portkey": lambda: _start_portkey(upstream, procs),
         }
@@ -323,6 +242,8 @@ def main() -> None:
     finally:
         for proc in procs:
             proc.stop()
+        for cleanup in cleanups:
+            cleanup()
     out = ROOT / "bench" / "results" / "compare.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")

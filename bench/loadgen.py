@@ -17,6 +17,8 @@ from typing import Any
 
 import aiohttp
 
+from bench.support import pct
+
 __all__ = ["Result", "run_load"]
 
 
@@ -31,13 +33,6 @@ class Result:
     ttfb_p50_ms: float | None
     ttfb_p99_ms: float | None
     statuses: dict[str, int]
-
-
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def run_load(
@@ -91,10 +86,10 @@ async def run_load(
         errors=sum(statuses.values()) - ok,
         seconds=round(seconds, 3),
         rps=round(ok / seconds, 1) if seconds else 0.0,
-        p50_ms=round(_pct(latencies, 50), 3),
-        p99_ms=round(_pct(latencies, 99), 3),
-        ttfb_p50_ms=round(_pct(ttfbs, 50), 3) if ttfbs else None,
-        ttfb_p99_ms=round(_pct(ttfbs, 99), 3) if ttfbs else None,
+        p50_ms=round(pct(latencies, 50), 3),
+        p99_ms=round(pct(latencies, 99), 3),
+        ttfb_p50_ms=round(pct(ttfbs, 50), 3) if ttfbs else None,
+        ttfb_p99_ms=round(pct(ttfbs, 99), 3) if ttfbs else None,
         statuses=statuses,
     )
 

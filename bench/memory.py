@@ -18,22 +18,12 @@ import os
 import resource
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import aiohttp
 
-from bench.compare import CLIENT_CORE, Proc, _free_port, _start_sluice, _tree
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _rss_kib(pid: int) -> int:
-    total = 0
-    for p in _tree(pid):
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total
+from bench.compare import CLIENT_CORE, _proc, _start_sluice
+from bench.support import ROOT, Proc, free_port, rss_kib
 
 
 async def _hold(url: str, headers: dict[str, str], model: str, n: int, pid: int) -> int:
@@ -56,7 +46,7 @@ async def _hold(url: str, headers: dict[str, str], model: str, n: int, pid: int)
         for _ in range(n):
             await asyncio.wait_for(opened.acquire(), max(deadline - time.monotonic(), 0.1))
         await asyncio.sleep(1.0)
-        rss = _rss_kib(pid)
+        rss = rss_kib(pid)
         release.set()
         for task in tasks:
             task.cancel()
@@ -74,9 +64,10 @@ def main() -> None:
     results = []
     for level in (int(x) for x in args.levels.split(",")):
         procs: list[Proc] = []
+        cleanups: list[Callable[[], None]] = []
         try:
-            port = _free_port()
-            fake = Proc(
+            port = free_port()
+            fake = _proc(
                 "memory-upstream",
                 [
                     sys.executable,
@@ -95,11 +86,11 @@ def main() -> None:
             procs.append(fake)
             upstream = f"http://127.0.0.1:{port}"
             fake.wait_http(upstream + "/_fake/healthz")
-            target = _start_sluice(upstream, procs)
+            target = _start_sluice(upstream, procs, cleanups)
             assert target.proc is not None
             pid = target.proc.proc.pid
             time.sleep(1)
-            before = _rss_kib(pid)
+            before = rss_kib(pid)
             during = asyncio.run(_hold(target.url, target.headers, target.model, level, pid))
             per_stream = (during - before) * 1024 / level
             results.append(
@@ -114,6 +105,8 @@ def main() -> None:
         finally:
             for proc in procs:
                 proc.stop()
+            for cleanup in cleanups:
+                cleanup()
     out = ROOT / "bench" / "results" / "memory.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -1,6 +1,6 @@
 """How fast a revocation reaches every data plane, and how fast a data plane starts.
 
-    .venv/bin/python bench/propagation.py [--keys 100000] [--tenants 10000] [--trials 200]
+    .venv/bin/python -m bench.propagation [--keys 100000] [--tenants 10000] [--trials 200]
 
 Sets up a database of its own on the local PostgreSQL (scripts/pg.sh), fills it
 with TENANTS tenants and KEYS keys, stores a snapshot, then:
@@ -25,11 +25,8 @@ import argparse
 import asyncio
 import gc
 import json
-import os
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -38,76 +35,29 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from bench.support import ROOT, Proc, free_port, pct, rss_kib, scratch_database
 from shared.events import KeyCreated, TenantCreated, encode_payload, event_type
-from shared.migrate import migrate
 from shared.secrets import hash_client_key
 from shared.snapshots import write_snapshot
-
-ROOT = Path(__file__).resolve().parent.parent
 
 RESULTS = ROOT / "bench" / "results"
 
 
-def _pg_url(database: str) -> str:
-    pg = str(ROOT / "scripts" / "pg.sh")
-    subprocess.run([pg, "start"], check=True, capture_output=True)
-    return subprocess.run(
-        [pg, "url", database], check=True, capture_output=True, text=True
-    ).stdout.strip()
+class Server(Proc):
+    """`python -m MODULE --port P`; each keeps its disk cache (as deployed), starting
+    without one."""
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-class Proc:
-    def __init__(self, module: str, port: int, env: dict[str, str], log: Path) -> None:
-        # each data plane keeps its disk cache (as deployed), starting without one
+    def __init__(self, module: str, env: dict[str, str], log: Path) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
         cache = log.with_suffix(".cache")
         cache.unlink(missing_ok=True)
         env = {**env, "SLUICE_SNAPSHOT_CACHE": str(cache)}
-        self.url = f"http://127.0.0.1:{port}"
-        self.started = time.monotonic()
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", str(port)],
-            env={**os.environ, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        super().__init__(log.stem, [sys.executable, "-m", module, "--port", str(port)], env, log)
 
-    def wait(self, path: str, timeout: float = 60) -> float:
+    def wait(self, path: str) -> float:
         """Seconds from process start until `path` answered 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"{self.url} exited"
-            try:
-                if httpx.get(self.url + path, timeout=1).status_code == 200:
-                    return time.monotonic() - self.started
-            except httpx.TransportError:
-                pass
-            time.sleep(0.01)
-        raise TimeoutError(self.url + path)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self._log.close()
+        return self.wait_http(self.url + path, timeout=60)
 
 
 async def _fill(url: str, tenants: int, keys: int) -> None:
@@ -139,11 +89,6 @@ async def _fill(url: str, tenants: int, keys: int) -> None:
         await write_snapshot(conn)
     finally:
         await conn.close()
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def _trial(
@@ -192,10 +137,7 @@ def main() -> None:
     parser.add_argument("--planes", type=int, default=4)
     args = parser.parse_args()
 
-    database = f"sluice_bench_{os.getpid()}"
-    admin_url = _pg_url("postgres")
-    url = _pg_url(database).rsplit("/", 1)[0] + f"/{database}"
-    asyncio.run(_exec(admin_url, f'CREATE DATABASE "{database}"'))
+    url, drop_database = scratch_database("sluice_bench")
     work = ROOT / ".bench" / "propagation"
     work.mkdir(parents=True, exist_ok=True)
     env = {
@@ -206,31 +148,28 @@ def main() -> None:
     }
     procs: list[Proc] = []
     try:
-        migrate(url)
         # a data plane on the empty database, for the memory baseline
-        empty = Proc("data_plane", _free_port(), env, work / "empty.log")
+        empty = Server("data_plane", env, work / "empty.log")
         procs.append(empty)
         empty.wait("/readyz")
         time.sleep(0.5)
-        baseline_kib = _rss_kib(empty.proc.pid)
+        baseline_kib = rss_kib(empty.proc.pid)
         empty.stop()
 
         started = time.monotonic()
         asyncio.run(_fill(url, args.tenants, args.keys))
         fill_s = time.monotonic() - started
 
-        cp = Proc("control_plane", _free_port(), env, work / "control-plane.log")
+        cp = Server("control_plane", env, work / "control-plane.log")
         procs.append(cp)
-        planes = [
-            Proc("data_plane", _free_port(), env, work / f"dp{i}.log") for i in range(args.planes)
-        ]
+        planes = [Server("data_plane", env, work / f"dp{i}.log") for i in range(args.planes)]
         procs += planes
         ready_s = [p.wait("/readyz") for p in planes]
         cp.wait("/readyz")
         time.sleep(0.5)
-        rss_kib = [_rss_kib(p.proc.pid) for p in planes]
+        loaded_kib = [rss_kib(p.proc.pid) for p in planes]
 
-        single = Proc("data_plane", _free_port(), env, work / "single.log")  # alone: no contention
+        single = Server("data_plane", env, work / "single.log")  # alone: no contention
         procs.append(single)
         single_ready_s = single.wait("/readyz")
         single.stop()
@@ -254,11 +193,11 @@ def main() -> None:
         gc.enable()
         for proc in procs:
             proc.stop()
-        asyncio.run(_exec(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        drop_database()
 
     every = [t * 1000 for trial in trials for t in trial]
     worst = [max(trial) * 1000 for trial in trials]
-    per_key_bytes = (statistics.mean(rss_kib) - baseline_kib) * 1024 / args.keys
+    per_key_bytes = (statistics.mean(loaded_kib) - baseline_kib) * 1024 / args.keys
     result = {
         "keys": args.keys,
         "tenants": args.tenants,
@@ -266,13 +205,13 @@ def main() -> None:
         "trials": args.trials,
         "fill_seconds": round(fill_s, 2),
         "revocation_ms_all_planes": {
-            "p50": round(_pct(every, 50), 2),
-            "p99": round(_pct(every, 99), 2),
+            "p50": round(pct(every, 50), 2),
+            "p99": round(pct(every, 99), 2),
             "max": round(max(every), 2),
         },
         "revocation_ms_slowest_plane_per_trial": {
-            "p50": round(_pct(worst, 50), 2),
-            "p99": round(_pct(worst, 99), 2),
+            "p50": round(pct(worst, 50), 2),
+            "p99": round(pct(worst, 99), 2),
             "max": round(max(worst), 2),
         },
         "start_to_ready_seconds": {
@@ -281,7 +220,7 @@ def main() -> None:
         },
         "rss_mib": {
             "empty": round(baseline_kib / 1024, 1),
-            "loaded": [round(r / 1024, 1) for r in rss_kib],
+            "loaded": [round(r / 1024, 1) for r in loaded_kib],
         },
         "bytes_per_key": round(per_key_bytes),
         "slowest_trials_ms": [
@@ -292,14 +231,6 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "propagation.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-
-
-async def _exec(url: str, sql: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":
