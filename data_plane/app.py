@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -37,6 +38,13 @@ __all__ = ["DataPlane"]
 log = logging.getLogger("sluice.data_plane")
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# The cyclic collector's young generation, in net new container objects. At
+# Python's default of 700, the objects of the requests in flight were scanned
+# over a thousand times a second under load (about a tenth of the data plane's
+# CPU); requests free their objects by reference counting, so collections can be
+# rare. Measurements: docs/benchmarks.md.
+GC_YOUNG_THRESHOLD = 20_000
 
 
 class DataPlane:
@@ -75,6 +83,7 @@ class DataPlane:
         self.box = SecretBox(settings.secret_key)
         self.gateway: Gateway | None = None
         self._routes: dict[str, dict[str, Handler]] = {}
+        self._need_snapshot: set[Handler] = set()  # refused until a snapshot is loaded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -94,6 +103,8 @@ class DataPlane:
                     f"{scope['method']} is not allowed here.",
                     headers=((b"allow", ", ".join(methods).encode()),),
                 )
+            if handler in self._need_snapshot and not self.holder.loaded:
+                raise ServiceUnavailable("The gateway is starting; try again shortly.")
             await handler(scope, receive, out)
         except GatewayError as exc:
             await send_error(out, exc)
@@ -138,6 +149,9 @@ class DataPlane:
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
         assert message["type"] == "lifespan.startup"
+        gc.collect()
+        gc.freeze()  # what was imported and built at start is never garbage
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         timeout = aiohttp.ClientTimeout(
             total=None,
             connect=self.settings.upstream_connect_timeout,
@@ -146,6 +160,7 @@ class DataPlane:
         session = aiohttp.ClientSession(
             timeout=timeout,
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            cookie_jar=aiohttp.DummyCookieJar(),  # an upstream's cookies are no tenant's
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
         )
@@ -162,9 +177,10 @@ class DataPlane:
             "/healthz": {"GET": self._healthz},
             "/readyz": {"GET": self._readyz},
             "/metrics": {"GET": self._metrics},
-            "/v1/chat/completions": {"POST": self._when_ready(self.gateway.chat_completions)},
-            "/v1/models": {"GET": self._when_ready(self.gateway.models)},
+            "/v1/chat/completions": {"POST": self.gateway.chat_completions},
+            "/v1/models": {"GET": self.gateway.models},
         }
+        self._need_snapshot = {self.gateway.chat_completions, self.gateway.models}
         if self.settings.debug_endpoints:
             self._routes["/debug/snapshot"] = {"GET": self._debug_snapshot}
         follow = asyncio.create_task(self.follower.run(), name="sluice-follower")
@@ -183,11 +199,3 @@ class DataPlane:
 
     def _usage_written(self, records: list[UsageRecord]) -> None:
         self.budgets.written([r.request_id for r in records])
-
-    def _when_ready(self, handler: Handler) -> Handler:
-        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
-            if not self.holder.loaded:
-                raise ServiceUnavailable("The gateway is starting; try again shortly.")
-            await handler(scope, receive, send)
-
-        return guarded

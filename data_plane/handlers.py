@@ -6,6 +6,7 @@ stream does not change that request's policy.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ __all__ = ["Gateway"]
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
+# ids in the snapshot are strings; usage records want UUIDs, parsed once per id
+_as_uuid = functools.lru_cache(maxsize=65_536)(uuid.UUID)
 
 
 def authenticate(state: State, scope: Scope) -> ApiKey:
@@ -109,6 +112,7 @@ class Gateway:
         self.max_body = max_body
         self.limiter = limiter
         self.usage = usage
+        self._provider_keys: dict[str, str] = {}  # ciphertext -> key, decrypted once
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         started, created_at = time.monotonic(), datetime.now(UTC)
@@ -176,10 +180,10 @@ class Gateway:
                 UsageRecord(
                     request_id=request_id,
                     created_at=created_at,
-                    tenant_id=uuid.UUID(key.tenant_id),
-                    key_id=uuid.UUID(key.id),
+                    tenant_id=_as_uuid(key.tenant_id),
+                    key_id=_as_uuid(key.id),
                     model=route.model if route is not None else model[:200].replace("\0", ""),
-                    provider_id=None if route is None else uuid.UUID(route.provider_id),
+                    provider_id=None if route is None else _as_uuid(route.provider_id),
                     upstream_model=None if route is None else route.upstream_model,
                     prompt_tokens=prompt,
                     completion_tokens=completion,
@@ -198,12 +202,19 @@ class Gateway:
     def _provider_key(self, ciphertext: str | None) -> str | None:
         if ciphertext is None:
             return None
+        known = self._provider_keys.get(ciphertext)
+        if known is not None:
+            return known
         try:
-            return self.box.decrypt(ciphertext)
+            plain = self.box.decrypt(ciphertext)
         except SecretKeyError:
             raise UpstreamError(
                 "The provider's key cannot be decrypted.", code="no_provider"
             ) from None
+        if len(self._provider_keys) >= 1024:  # keys replaced over time: start over
+            self._provider_keys.clear()
+        self._provider_keys[ciphertext] = plain
+        return plain
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.holder.state

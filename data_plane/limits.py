@@ -14,36 +14,51 @@ from dataclasses import dataclass, field
 from shared.errors import RateLimited
 from shared.state import Policy
 
-__all__ = ["WINDOW", "Admission", "Fleet", "Limiter", "Window"]
+__all__ = ["WINDOW", "Admission", "Fleet", "Limiter", "Quota", "Window"]
 
 WINDOW = 60  # seconds
+Quota = tuple[int, int, int]  # limit, remaining, seconds until reset
 
 
 class Window:
-    """Requests and tokens per second over the last `WINDOW` seconds."""
+    """Requests and tokens per second over the last `WINDOW` seconds, with running
+    sums: a check reads two integers instead of adding up 60 buckets."""
 
-    __slots__ = ("requests", "seconds", "tokens")
+    __slots__ = ("head", "requests", "seconds", "sum_requests", "sum_tokens", "tokens")
 
     def __init__(self) -> None:
         self.seconds = [0] * WINDOW  # which second each slot currently holds
         self.requests = [0] * WINDOW
         self.tokens = [0] * WINDOW
+        self.sum_requests = self.sum_tokens = 0
+        self.head = 0  # the latest second the slots have been moved up to
+
+    def _advance(self, now: int) -> None:
+        """Recycle the slots of seconds that left the window."""
+        if now <= self.head:
+            return
+        for second in range(max(self.head + 1, now - WINDOW + 1), now + 1):
+            self._recycle(second % WINDOW, second)
+        self.head = now
+
+    def _recycle(self, slot: int, second: int) -> None:
+        if self.seconds[slot] != second:
+            self.sum_requests -= self.requests[slot]
+            self.sum_tokens -= self.tokens[slot]
+            self.seconds[slot], self.requests[slot], self.tokens[slot] = second, 0, 0
 
     def add(self, second: int, requests: int, tokens: int) -> None:
+        self._advance(second)
         slot = second % WINDOW
-        if self.seconds[slot] != second:
-            self.seconds[slot], self.requests[slot], self.tokens[slot] = second, 0, 0
+        self._recycle(slot, second)  # a clock that stepped back: the slot starts over
         self.requests[slot] += requests
         self.tokens[slot] += tokens
+        self.sum_requests += requests
+        self.sum_tokens += tokens
 
     def totals(self, now: int) -> tuple[int, int]:
-        requests = tokens = 0
-        oldest = now - WINDOW
-        for slot in range(WINDOW):
-            if self.seconds[slot] > oldest:
-                requests += self.requests[slot]
-                tokens += self.tokens[slot]
-        return requests, tokens
+        self._advance(now)
+        return self.sum_requests, self.sum_tokens
 
     def per_second(self, now: int) -> dict[int, tuple[int, int]]:
         oldest = now - WINDOW
@@ -96,18 +111,25 @@ class Limiter:
 
     def admit(self, limits: list[tuple[str, Policy]], tokens: int, now: float) -> Admission:
         """Admit one request estimated at `tokens` against every (scope, policy), or
-        raise `RateLimited` without counting anything."""
+        raise `RateLimited` without counting anything. The x-ratelimit-* headers
+        describe the tightest scope."""
         second = int(now)
-        headers: list[tuple[bytes, bytes]] = []
+        requests: Quota | None = None
+        tokens_quota: Quota | None = None
         for scope, policy in limits:
-            headers += self._check(scope, policy, tokens, second, now)
+            scope_requests, scope_tokens = self._check(scope, policy, tokens, second)
+            requests = _tighter(requests, scope_requests)
+            tokens_quota = _tighter(tokens_quota, scope_tokens)
         scopes = tuple(scope for scope, _ in limits)
         for scope in scopes:
-            self.windows.setdefault(scope, Window()).add(second, 1, tokens)
+            window = self.windows.get(scope)
+            if window is None:
+                window = self.windows[scope] = Window()
+            window.add(second, 1, tokens)
             self.in_flight[scope] = self.in_flight.get(scope, 0) + 1
             self.dirty.add((scope, second))
             self.dirty_in_flight.add(scope)
-        return Admission(scopes, second, tokens, tuple(headers))
+        return Admission(scopes, second, tokens, _headers(requests, tokens_quota))
 
     def settle(self, admission: Admission, tokens: int) -> None:
         """The request ended having used `tokens`: correct the reservation, free its slot."""
@@ -127,14 +149,15 @@ class Limiter:
         return window.requests[slot], window.tokens[slot]
 
     def _check(
-        self, scope: str, policy: Policy, tokens: int, second: int, now: float
-    ) -> list[tuple[bytes, bytes]]:
+        self, scope: str, policy: Policy, tokens: int, second: int
+    ) -> tuple[Quota | None, Quota | None]:
+        """This scope's (limit, remaining, reset) for requests and for tokens;
+        `RateLimited` when the request does not fit."""
         window = self.windows.get(scope)
         local_requests, local_tokens = window.totals(second) if window else (0, 0)
         fleet_requests, fleet_tokens = self.fleet.totals(scope, second)
         used_requests = local_requests + fleet_requests
         used_tokens = local_tokens + fleet_tokens
-        headers: list[tuple[bytes, bytes]] = []
         if policy.max_concurrent is not None:
             running = self.in_flight.get(scope, 0) + self.fleet.in_flight.get(scope, 0)
             if running >= policy.max_concurrent:
@@ -144,29 +167,26 @@ class Limiter:
                     code="concurrency_limit_exceeded",
                     retry_after=1,
                 )
+        requests = tokens_quota = None
         if policy.rpm is not None:
-            reset = self._reset(scope, second, used_requests + 1 - policy.rpm, 1)
-            headers += _headers("requests", policy.rpm, policy.rpm - used_requests - 1, reset)
-            if used_requests + 1 > policy.rpm:
-                raise RateLimited(
-                    f"Rate limit reached for this {_kind(scope)}: {policy.rpm} requests "
-                    f"per minute. Try again in {reset} s.",
-                    code="rate_limit_exceeded",
-                    retry_after=reset,
-                    headers=tuple(headers),
-                )
+            excess = used_requests + 1 - policy.rpm
+            requests = (policy.rpm, -excess, self._reset(scope, second, excess, 1))
         if policy.tpm is not None:
-            reset = self._reset(scope, second, used_tokens + tokens - policy.tpm, 2)
-            headers += _headers("tokens", policy.tpm, policy.tpm - used_tokens - tokens, reset)
-            if used_tokens + tokens > policy.tpm:
+            excess = used_tokens + tokens - policy.tpm
+            tokens_quota = (policy.tpm, -excess, self._reset(scope, second, excess, 2))
+        for quota, what, unit, code in (
+            (requests, "Rate limit", "requests", "rate_limit_exceeded"),
+            (tokens_quota, "Token rate limit", "tokens", "tokens_limit_exceeded"),
+        ):
+            if quota is not None and quota[1] < 0:
                 raise RateLimited(
-                    f"Token rate limit reached for this {_kind(scope)}: {policy.tpm} tokens "
-                    f"per minute. Try again in {reset} s.",
-                    code="tokens_limit_exceeded",
-                    retry_after=reset,
-                    headers=tuple(headers),
+                    f"{what} reached for this {_kind(scope)}: {quota[0]} {unit} "
+                    f"per minute. Try again in {quota[2]} s.",
+                    code=code,
+                    retry_after=quota[2],
+                    headers=_headers(requests, tokens_quota),
                 )
-        return headers
+        return requests, tokens_quota
 
     def _reset(self, scope: str, second: int, excess: int, column: int) -> int:
         """Seconds until enough old buckets leave the window to free `excess` units."""
@@ -191,20 +211,31 @@ def _kind(scope: str) -> str:
     return scope.partition(":")[0]
 
 
-_HEADER_NAMES = {
-    name: (
-        f"x-ratelimit-limit-{name}".encode(),
-        f"x-ratelimit-remaining-{name}".encode(),
-        f"x-ratelimit-reset-{name}".encode(),
-    )
-    for name in ("requests", "tokens")
+def _tighter(a: Quota | None, b: Quota | None) -> Quota | None:
+    """The quota with less room left."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a[1] <= b[1] else b
+
+
+_NAMES = {
+    kind: tuple(f"x-ratelimit-{part}-{kind}".encode() for part in ("limit", "remaining", "reset"))
+    for kind in ("requests", "tokens")
 }
 
 
-def _headers(name: str, limit: int, remaining: int, reset: int) -> list[tuple[bytes, bytes]]:
-    limit_h, remaining_h, reset_h = _HEADER_NAMES[name]
-    return [
-        (limit_h, b"%d" % limit),
-        (remaining_h, b"%d" % max(remaining, 0)),
-        (reset_h, b"%ds" % reset),
-    ]
+def _headers(requests: Quota | None, tokens: Quota | None) -> tuple[tuple[bytes, bytes], ...]:
+    """OpenAI's x-ratelimit-* headers for the given quotas."""
+    found: list[tuple[bytes, bytes]] = []
+    for kind, quota in (("requests", requests), ("tokens", tokens)):
+        if quota is not None:
+            limit_h, remaining_h, reset_h = _NAMES[kind]
+            limit, remaining, reset = quota
+            found += (
+                (limit_h, b"%d" % limit),
+                (remaining_h, b"%d" % max(remaining, 0)),
+                (reset_h, b"%ds" % reset),
+            )
+    return tuple(found)

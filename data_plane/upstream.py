@@ -106,26 +106,35 @@ async def _relay_stream(
     outcome: Outcome,
     client_wants_usage: bool,
 ) -> None:
+    """Relay in this task; a second one waits for the client to leave and then
+    cancels this one, which drops the upstream connection at once."""
     await send(
         {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + extra_headers}
     )
-    pump = asyncio.ensure_future(_pump(resp, send, outcome, client_wants_usage))
-    watch = asyncio.ensure_future(_wait_for_disconnect(receive))
+    relaying = asyncio.current_task()
+    assert relaying is not None
+    watch = asyncio.ensure_future(_cancel_on_disconnect(receive, relaying, outcome))
     try:
-        await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+        await _pump(resp, send, outcome, client_wants_usage)
+    except asyncio.CancelledError:
+        if not outcome.disconnected:
+            raise  # cancelled from outside (shutdown), not by the watch
+        relaying.uncancel()
+        resp.close()
+    except OSError:  # the client went away while we were writing to it
+        outcome.disconnected = True
+        resp.close()
     finally:
         watch.cancel()
-        if not pump.done():  # the client went away: drop the upstream connection
-            outcome.disconnected = True
-            pump.cancel()
-            resp.close()
-        try:
-            await pump
-        except asyncio.CancelledError:
-            pass
-        except OSError:  # the client went away while we were writing to it
-            outcome.disconnected = True
-            resp.close()
+
+
+async def _cancel_on_disconnect(
+    receive: Receive, relaying: asyncio.Task[None], outcome: Outcome
+) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    outcome.disconnected = True
+    relaying.cancel()
 
 
 async def _pump(
@@ -169,8 +178,3 @@ def _account_usage(events: bytes, outcome: Outcome, keep: bool) -> bytes:
         if event:
             kept.append(event + b"\n\n")
     return b"".join(kept)
-
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

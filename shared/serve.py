@@ -42,5 +42,7 @@ def serve(
         http="httptools",
         lifespan="on",
         access_log=False,
+        proxy_headers=False,  # nothing reads the client's address
+        server_header=False,
         timeout_graceful_shutdown=graceful_seconds,
     )

@@ -122,13 +122,16 @@ async def test_key_policy_cannot_widen_its_tenants(stack: Stack, priced: dict[st
     auth = {"authorization": f"Bearer {key['key']}"}
     await asyncio.sleep(0.2)
     async with httpx.AsyncClient(base_url=stack.data_plane_urls[0], timeout=10) as client:
-        statuses = [
-            (await client.post(CHAT, json=_body("metered-model"), headers=auth)).status_code
-            for _ in range(4)
+        answers = [
+            await client.post(CHAT, json=_body("metered-model"), headers=auth) for _ in range(4)
         ]
+        statuses = [a.status_code for a in answers]
         other = await client.post(CHAT, json=_body("other-model"), headers=auth)
         listed = (await client.get("/v1/models", headers=auth)).json()["data"]
     assert statuses == [200, 200, 429, 429]  # the tenant's 2, not the key's 100
+    # one set of x-ratelimit-* headers, for the tightest scope
+    assert answers[0].headers.get_list("x-ratelimit-limit-requests") == ["2"]
+    assert answers[0].headers.get_list("x-ratelimit-remaining-requests") == ["1"]
     assert other.status_code == 403  # the tenant's models, not the key's
     assert [m["id"] for m in listed] == ["metered-model"]
 
