@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: run test install lint check-sql pg-start pg-stop lock bench bench-propagation clean
+.PHONY: run test install lint check-sql pg-start pg-stop lock bench bench-compare bench-memory bench-soak bench-propagation clean
 
 run: install
 	$(BIN)/sluice run
@@ -50,7 +50,16 @@ clean:
 bench-propagation: install
 	$(BIN)/python -m bench.propagation
 
-# Sluice against the direct upstream, LiteLLM and Portkey (docs/benchmarks.md).
-bench: install
+# The comparison with LiteLLM and Portkey, memory per open stream, and the soak
+# (docs/benchmarks.md). Each also runs alone.
+bench: bench-compare bench-memory bench-soak
+
+bench-compare: install
 	bench/install_peers.sh
 	$(BIN)/python -m bench.compare
+
+bench-memory: install
+	$(BIN)/python -m bench.memory
+
+bench-soak: install
+	$(BIN)/python -m bench.soak

@@ -38,9 +38,21 @@ def _proc(name: str, cmd: list[str], env: dict[str, str], core: str) -> Proc:
     return Proc(name, cmd, env, WORK / f"{name}.log", core)
 
 
+def start_upstream(procs: list[Proc], name: str, *args: str) -> str:
+    """A local fake provider on the client's core; its base URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "data_plane.fake_provider", "--port", str(port), *args]
+    proc = _proc(name, cmd, {}, CLIENT_CORE)
+    procs.append(proc)
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_http(url + "/_fake/healthz")
+    return url
+
+
 class Target:
     def __init__(self, name: str, url: str, headers: dict[str, str], model: str, proc: Proc | None):
         self.name, self.url, self.headers, self.model, self.proc = name, url, headers, model, proc
+        self.database_url: str | None = None  # Sluice's, to read what it recorded
 
 
 def _start_sluice(upstream: str, procs: list[Proc], cleanups: list[Callable[[], None]]) -> Target:
@@ -95,13 +107,15 @@ def _start_sluice(upstream: str, procs: list[Proc], cleanups: list[Callable[[], 
     procs.append(dp)
     dp.wait_http(f"http://127.0.0.1:{dp_port}/readyz")
     time.sleep(0.5)
-    return Target(
+    target = Target(
         "sluice",
         f"http://127.0.0.1:{dp_port}/v1/chat/completions",
         {"authorization": f"Bearer {key['key']}"},
         "bench-model",
         dp,
     )
+    target.database_url = url
+    return target
 
 
 def _start_litellm(upstream: str, procs: list[Proc]) -> Target | None:
@@ -202,24 +216,7 @@ def main() -> None:
     cleanups: list[Callable[[], None]] = []
     rows: list[dict[str, Any]] = []
     try:
-        fake_port = free_port()
-        fake = _proc(
-            "fake-upstream",
-            [
-                sys.executable,
-                "-m",
-                "data_plane.fake_provider",
-                "--port",
-                str(fake_port),
-                "--tokens",
-                "20",
-            ],
-            {},
-            CLIENT_CORE,
-        )
-        procs.append(fake)
-        upstream = f"http://127.0.0.1:{fake_port}"
-        fake.wait_http(upstream + "/_fake/healthz")
+        upstream = start_upstream(procs, "fake-upstream", "--tokens", "20")
         starters = {
             "direct": lambda: Target(
                 "direct", upstream + "/v1/chat/completions", {}, "fake-1", None

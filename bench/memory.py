@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 import aiohttp
 
-from bench.compare import CLIENT_CORE, _proc, _start_sluice
-from bench.support import ROOT, Proc, free_port, rss_kib
+from bench.compare import CLIENT_CORE, _start_sluice, start_upstream
+from bench.support import ROOT, Proc, rss_kib
 
 
 async def _hold(url: str, headers: dict[str, str], model: str, n: int, pid: int) -> int:
@@ -66,26 +66,9 @@ def main() -> None:
         procs: list[Proc] = []
         cleanups: list[Callable[[], None]] = []
         try:
-            port = free_port()
-            fake = _proc(
-                "memory-upstream",
-                [
-                    sys.executable,
-                    "-m",
-                    "data_plane.fake_provider",
-                    "--port",
-                    str(port),
-                    "--delay-ms",
-                    "500",
-                    "--tokens",
-                    "240",
-                ],
-                {},
-                CLIENT_CORE,
+            upstream = start_upstream(
+                procs, "memory-upstream", "--delay-ms", "500", "--tokens", "240"
             )
-            procs.append(fake)
-            upstream = f"http://127.0.0.1:{port}"
-            fake.wait_http(upstream + "/_fake/healthz")
             target = _start_sluice(upstream, procs, cleanups)
             assert target.proc is not None
             pid = target.proc.proc.pid
