@@ -1,12 +1,12 @@
 """Resident memory per open stream in one data-plane process.
 
-    .venv/bin/python -m bench.memory [--levels 100,1000,5000]
+    .venv/bin/python -m bench.memory [--levels 100,1000,5000] [--prompt-chars 6]
 
 For each level, a fresh data plane (Sluice's checks on, as in bench/compare.py)
 relays that many slow streams at once (the upstream sends a token every 0.5 s);
 once every stream has delivered its first event, the data plane's resident
 memory is compared with its memory before the streams opened. Writes
-bench/results/memory.json.
+bench/results/memory.json (or memory-<chars>.json for a longer prompt).
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from bench.compare import CLIENT_CORE, _start_sluice, start_upstream
 from bench.support import ROOT, Proc, rss_kib
 
 
-async def _hold(url: str, headers: dict[str, str], model: str, n: int, pid: int) -> int:
+async def _hold(
+    url: str, headers: dict[str, str], model: str, prompt: str, n: int, pid: int
+) -> int:
     """Open `n` streams, wait for each one's first event, measure, then let go."""
-    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "slowly"}]}
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": prompt}]}
     opened = asyncio.Semaphore(0)
     release = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=n + 10)
@@ -57,6 +59,7 @@ async def _hold(url: str, headers: dict[str, str], model: str, n: int, pid: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--levels", default="100,1000,5000")
+    parser.add_argument("--prompt-chars", type=int, default=6, help="size of each request's prompt")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -74,11 +77,15 @@ def main() -> None:
             pid = target.proc.proc.pid
             time.sleep(1)
             before = rss_kib(pid)
-            during = asyncio.run(_hold(target.url, target.headers, target.model, level, pid))
+            prompt = "x" * args.prompt_chars
+            during = asyncio.run(
+                _hold(target.url, target.headers, target.model, prompt, level, pid)
+            )
             per_stream = (during - before) * 1024 / level
             results.append(
                 {
                     "streams": level,
+                    "prompt_chars": args.prompt_chars,
                     "rss_before_mib": round(before / 1024, 1),
                     "rss_open_mib": round(during / 1024, 1),
                     "bytes_per_stream": round(per_stream),
@@ -90,7 +97,8 @@ def main() -> None:
                 proc.stop()
             for cleanup in cleanups:
                 cleanup()
-    out = ROOT / "bench" / "results" / "memory.json"
+    name = "memory.json" if args.prompt_chars == 6 else f"memory-{args.prompt_chars}.json"
+    out = ROOT / "bench" / "results" / name
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

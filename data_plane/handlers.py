@@ -148,6 +148,7 @@ class Gateway:
                 in_flight_cost = price.cost(estimate, 0)
                 self.budgets.add(budget_scopes, in_flight_cost)
             request = adapter.chat_request(provider.base_url, api_key, route.upstream_model, body)
+            del body  # a long stream need not hold the parsed prompt
             await relay(
                 self.session,
                 adapter,
