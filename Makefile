@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: run test install lint check-sql pg-start pg-stop lock bench bench-compare bench-memory bench-soak bench-propagation clean
+.PHONY: run test install lint check-sql pg-start pg-stop lock bench bench-compare bench-memory bench-soak bench-stack bench-propagation clean
 
 run: install
 	$(BIN)/sluice run
@@ -63,3 +63,7 @@ bench-memory: install
 
 bench-soak: install
 	$(BIN)/python -m bench.soak
+
+# The bare HTTP stack: clients, server settings, framework (docs/decisions/0001).
+bench-stack: install
+	$(BIN)/python -m bench.stack
