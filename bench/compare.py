@@ -55,7 +55,12 @@ class Target:
         self.database_url: str | None = None  # Sluice's, to read what it recorded
 
 
-def _start_sluice(upstream: str, procs: list[Proc], cleanups: list[Callable[[], None]]) -> Target:
+def _start_sluice(
+    upstream: str,
+    procs: list[Proc],
+    cleanups: list[Callable[[], None]],
+    module: str = "data_plane",
+) -> Target:
     url, drop_database = scratch_database("sluice_compare")
     cleanups.append(drop_database)
     env = {
@@ -100,7 +105,7 @@ def _start_sluice(upstream: str, procs: list[Proc], cleanups: list[Callable[[], 
     admin.close()
     dp = _proc(
         "sluice-data-plane",
-        [sys.executable, "-m", "data_plane", "--port", str(dp_port)],
+        [sys.executable, "-m", module, "--port", str(dp_port)],
         env,
         GATEWAY_CORE,
     )
@@ -181,7 +186,7 @@ def _start_portkey(upstream: str, procs: list[Proc]) -> Target | None:
 
 
 def _measure(target: Target, concurrency: int, stream: bool, quick: bool) -> dict[str, Any]:
-    total = (300 if quick else 1500) if concurrency == 1 else (1000 if quick else 6000)
+    total = (300 if quick else 3000) if concurrency == 1 else (1000 if quick else 20000)
     body = {"model": target.model, "messages": [{"role": "user", "content": "Hello there"}]}
     cpu_before = target.proc.cpu_seconds() if target.proc else 0.0
     result: Result = asyncio.run(
@@ -248,21 +253,27 @@ def main() -> None:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
+    """Markdown; "added" columns are against the direct run at the same concurrency."""
     direct = {(r["stream"], r["concurrency"]): r for r in rows if r["target"] == "direct"}
+
+    def added(r: dict[str, Any], field: str) -> str:
+        base = direct.get((r["stream"], r["concurrency"]))
+        if base is None or r["target"] == "direct" or r[field] is None or base[field] is None:
+            return ""
+        return f"{r[field] - base[field]:.2f}"
+
     lines = [
-        "| target | stream | c | req/s | p50 ms | p99 ms | added p50 ms | TTFB p50 ms | errors "
-        "| gateway CPU |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| target | stream | c | req/s | p50 ms | p99 ms | added p50 | added p99 | TTFB p50 "
+        "| added TTFB | errors | gateway CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        base = direct.get((r["stream"], r["concurrency"]))
-        added = (
-            "" if base is None or r["target"] == "direct" else f"{r['p50_ms'] - base['p50_ms']:.2f}"
-        )
+        cpu = r["gateway_cpu_share"]
         lines.append(
-            f"| {r['target']} | {'yes' if r['stream'] else 'no'} | {r['concurrency']} | {r['rps']} "
-            f"| {r['p50_ms']} | {r['p99_ms']} | {added} | {r['ttfb_p50_ms'] or ''} | {r['errors']} "
-            f"| {r['gateway_cpu_share'] if r['gateway_cpu_share'] is not None else ''} |"
+            f"| {r['target']} | {'yes' if r['stream'] else 'no'} | {r['concurrency']} "
+            f"| {r['rps']} | {r['p50_ms']} | {r['p99_ms']} | {added(r, 'p50_ms')} "
+            f"| {added(r, 'p99_ms')} | {r['ttfb_p50_ms'] or ''} | {added(r, 'ttfb_p50_ms')} "
+            f"| {r['errors']} | {cpu if cpu is not None else ''} |"
         )
     return "\n".join(lines)
 
