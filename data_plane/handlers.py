@@ -112,7 +112,9 @@ class Gateway:
         self.max_body = max_body
         self.limiter = limiter
         self.usage = usage
-        self._provider_keys: dict[str, str] = {}  # ciphertext -> key, decrypted once
+        # ciphertext -> key, decrypted once; forgotten when the providers change
+        self._provider_keys: dict[str, str] = {}
+        self._providers_seen: object = None
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         started, created_at = time.monotonic(), datetime.now(UTC)
@@ -135,7 +137,7 @@ class Gateway:
                 raise UpstreamError(
                     f"The model `{model}` has no usable provider.", code="no_provider"
                 )
-            api_key = self._provider_key(provider.api_key_ciphertext)
+            api_key = self._provider_key(state, provider.api_key_ciphertext)
             wants_usage = _wants_usage(body)
             if stream and not wants_usage:  # the gateway needs the usage of every stream
                 options = body.get("stream_options")
@@ -200,7 +202,10 @@ class Gateway:
                 )
             )
 
-    def _provider_key(self, ciphertext: str | None) -> str | None:
+    def _provider_key(self, state: State, ciphertext: str | None) -> str | None:
+        if state.providers is not self._providers_seen:  # a key may have been replaced
+            self._provider_keys.clear()
+            self._providers_seen = state.providers
         if ciphertext is None:
             return None
         known = self._provider_keys.get(ciphertext)
@@ -212,8 +217,6 @@ class Gateway:
             raise UpstreamError(
                 "The provider's key cannot be decrypted.", code="no_provider"
             ) from None
-        if len(self._provider_keys) >= 1024:  # keys replaced over time: start over
-            self._provider_keys.clear()
         self._provider_keys[ciphertext] = plain
         return plain
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from shared.errors import RateLimited
 from shared.state import Policy
 
-__all__ = ["WINDOW", "Admission", "Fleet", "Limiter", "Quota", "Window"]
+__all__ = ["WINDOW", "Admission", "Fleet", "Limiter", "Quota", "Refusal", "Window"]
 
 WINDOW = 60  # seconds
 Quota = tuple[int, int, int]  # limit, remaining, seconds until reset
+Refusal = tuple[str, str, int]  # message, error code, seconds until it may pass
 
 
 class Window:
@@ -34,11 +35,15 @@ class Window:
         self.head = 0  # the latest second the slots have been moved up to
 
     def _advance(self, now: int) -> None:
-        """Recycle the slots of seconds that left the window."""
-        if now <= self.head:
-            return
-        for second in range(max(self.head + 1, now - WINDOW + 1), now + 1):
-            self._recycle(second % WINDOW, second)
+        """Move the window to end at `now`: every slot then holds a second in
+        (now - WINDOW, now], and the sums count exactly those seconds."""
+        if now > self.head:
+            for second in range(max(self.head + 1, now - WINDOW + 1), now + 1):
+                self._recycle(second % WINDOW, second)
+        elif now < self.head:  # the clock stepped back: drop the seconds now ahead of it
+            for slot in range(WINDOW):
+                if self.seconds[slot] > now:
+                    self._recycle(slot, now - (now - slot) % WINDOW)
         self.head = now
 
     def _recycle(self, slot: int, second: int) -> None:
@@ -48,9 +53,13 @@ class Window:
             self.seconds[slot], self.requests[slot], self.tokens[slot] = second, 0, 0
 
     def add(self, second: int, requests: int, tokens: int) -> None:
-        self._advance(second)
+        """Count into `second`: now, or an earlier second still in the window (a
+        correction); a second that has left the window is ignored."""
+        if second > self.head:
+            self._advance(second)
         slot = second % WINDOW
-        self._recycle(slot, second)  # a clock that stepped back: the slot starts over
+        if self.seconds[slot] != second:
+            return
         self.requests[slot] += requests
         self.tokens[slot] += tokens
         self.sum_requests += requests
@@ -116,10 +125,19 @@ class Limiter:
         second = int(now)
         requests: Quota | None = None
         tokens_quota: Quota | None = None
+        refusals: list[Refusal] = []
         for scope, policy in limits:
-            scope_requests, scope_tokens = self._check(scope, policy, tokens, second)
+            scope_requests, scope_tokens = self._check(scope, policy, tokens, second, refusals)
             requests = _tighter(requests, scope_requests)
             tokens_quota = _tighter(tokens_quota, scope_tokens)
+        if refusals:  # the one that lasts longest, with the tightest quotas
+            message, code, retry_after = max(refusals, key=lambda r: r[2])
+            raise RateLimited(
+                message,
+                code=code,
+                retry_after=retry_after,
+                headers=_headers(requests, tokens_quota),
+            )
         scopes = tuple(scope for scope, _ in limits)
         for scope in scopes:
             window = self.windows.get(scope)
@@ -149,10 +167,11 @@ class Limiter:
         return window.requests[slot], window.tokens[slot]
 
     def _check(
-        self, scope: str, policy: Policy, tokens: int, second: int
+        self, scope: str, policy: Policy, tokens: int, second: int, refusals: list[Refusal]
     ) -> tuple[Quota | None, Quota | None]:
-        """This scope's (limit, remaining, reset) for requests and for tokens;
-        `RateLimited` when the request does not fit."""
+        """This scope's (limit, remaining, reset) for requests and for tokens; a
+        request over its rate or tokens adds to `refusals`; one over its
+        concurrency is refused at once."""
         window = self.windows.get(scope)
         local_requests, local_tokens = window.totals(second) if window else (0, 0)
         fleet_requests, fleet_tokens = self.fleet.totals(scope, second)
@@ -179,13 +198,11 @@ class Limiter:
             (tokens_quota, "Token rate limit", "tokens", "tokens_limit_exceeded"),
         ):
             if quota is not None and quota[1] < 0:
-                raise RateLimited(
+                message = (
                     f"{what} reached for this {_kind(scope)}: {quota[0]} {unit} "
-                    f"per minute. Try again in {quota[2]} s.",
-                    code=code,
-                    retry_after=quota[2],
-                    headers=_headers(requests, tokens_quota),
+                    f"per minute. Try again in {quota[2]} s."
                 )
+                refusals.append((message, code, quota[2]))
         return requests, tokens_quota
 
     def _reset(self, scope: str, second: int, excess: int, column: int) -> int:

@@ -113,13 +113,15 @@ async def _relay_stream(
     )
     relaying = asyncio.current_task()
     assert relaying is not None
+    # The server reports a disconnect also once the response is complete; nothing
+    # below may await between the last send and `watch.cancel()`.
     watch = asyncio.ensure_future(_cancel_on_disconnect(receive, relaying, outcome))
     try:
         await _pump(resp, send, outcome, client_wants_usage)
     except asyncio.CancelledError:
-        if not outcome.disconnected:
-            raise  # cancelled from outside (shutdown), not by the watch
-        relaying.uncancel()
+        # the watch's cancellation is expected; any other (a shutdown) goes on
+        if not outcome.disconnected or relaying.uncancel() > 0:
+            raise
         resp.close()
     except OSError:  # the client went away while we were writing to it
         outcome.disconnected = True

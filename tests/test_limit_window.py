@@ -1,10 +1,15 @@
-"""The rate window's running sums agree with adding up its buckets."""
+"""The rate window's running sums agree with adding up its buckets, and the
+limiter's answers name the tightest scope."""
 
 from __future__ import annotations
 
 import random
 
-from data_plane.limits import WINDOW, Window
+import pytest
+
+from data_plane.limits import WINDOW, Limiter, Window
+from shared.errors import RateLimited
+from shared.state import Policy
 
 
 def _reference(events: list[tuple[int, int, int]], now: int) -> tuple[int, int]:
@@ -36,3 +41,35 @@ def test_a_late_correction_lands_in_its_own_second() -> None:
     assert window.totals(159) == (2, 25)
     assert window.totals(160) == (1, 10)  # second 100 has left the window
     assert window.totals(190) == (0, 0)
+
+
+def test_a_clock_that_steps_back_does_not_lock_a_scope_out() -> None:
+    rng = random.Random(11)
+    window, events, now = Window(), [], 2_000_000
+    for _ in range(3_000):
+        step = rng.choice((0, 1, 1, 2, 7, 61, -1, -5, -59, -61, -3600))
+        now += step
+        # what left the window, or what the clock stepped back over, is gone for good
+        events = [e for e in events if now - WINDOW < e[0] <= now]
+        assert window.totals(now) == _reference(events, now)  # a check, then the count
+        window.add(now, 1, 10)
+        events.append((now, 1, 10))
+        assert window.totals(now) == _reference(events, now)
+
+
+def test_headers_and_refusals_name_the_tightest_scope() -> None:
+    limiter = Limiter()
+    limits = [("tenant:t", Policy(rpm=2)), ("key:k", Policy(rpm=100, tpm=50))]
+    admitted = dict(limiter.admit(limits, 10, 1_000.0).headers)
+    assert admitted[b"x-ratelimit-limit-requests"] == b"2"  # the tenant's, not the key's
+    assert admitted[b"x-ratelimit-remaining-requests"] == b"1"
+    assert admitted[b"x-ratelimit-remaining-tokens"] == b"40"
+    assert len(limiter.admit(limits, 10, 1_000.0).headers) == 6  # one set, not one per scope
+    with pytest.raises(RateLimited) as refused:
+        limiter.admit(limits, 45, 1_001.0)  # over the tenant's requests and the key's tokens
+    headers = dict(refused.value.headers)
+    assert headers[b"x-ratelimit-limit-requests"] == b"2"
+    assert headers[b"x-ratelimit-remaining-requests"] == b"0"
+    assert headers[b"x-ratelimit-remaining-tokens"] == b"0"
+    assert int(headers[b"retry-after"]) == 59  # both admitted at second 1,000
+    assert limiter.windows["key:k"].totals(1_001) == (2, 20)  # the refusal counted nothing
