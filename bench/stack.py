@@ -77,6 +77,12 @@ def main() -> None:
     try:
         fast = start_upstream(procs, "stack-upstream", "--tokens", "20")
         slow = start_upstream(procs, "stack-slow-upstream", "--delay-ms", "500", "--tokens", "240")
+        direct = fast + "/v1/chat/completions"
+        for concurrency in (1, 64):  # the upstream alone, for the latency a proxy adds
+            row = {"variant": "direct", "stream": False, "concurrency": concurrency}
+            row |= _load(direct, concurrency, False, args.seconds)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
         for name, framework, client, loop, http in VARIANTS:
             proc, url = _start(fast, framework, client, loop, http)
             _load(url, 16, False, 1)  # warm up
@@ -108,10 +114,11 @@ def main() -> None:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
+    direct = {r["concurrency"]: r for r in rows if r["variant"] == "direct"}
     lines = [
-        "| variant | non-stream c=1 | non-stream c=64 | stream c=1 | stream c=64 "
+        "| variant | non-stream c=1 | added p50 c=1 | non-stream c=64 | stream c=1 | stream c=64 "
         "| per open stream |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, *_ in VARIANTS:
         cells = {
@@ -120,11 +127,21 @@ def _table(rows: list[dict[str, Any]]) -> str:
             for r in rows
             if r["variant"] == name and "rps" in r
         }
+        base = direct[1]["p50_ms"] if 1 in direct else None
+        p50 = [
+            r["p50_ms"] - base
+            for r in rows
+            if base is not None
+            and r["variant"] == name
+            and r.get("concurrency") == 1
+            and not r.get("stream")
+        ]
         memory = [
             r["bytes_per_stream"] for r in rows if r["variant"] == name and "open_streams" in r
         ]
         lines.append(
-            f"| {name} | {cells.get((False, 1), '')} | {cells.get((False, 64), '')} "
+            f"| {name} | {cells.get((False, 1), '')} | {f'{p50[0]:.2f} ms' if p50 else ''} "
+            f"| {cells.get((False, 64), '')} "
             f"| {cells.get((True, 1), '')} | {cells.get((True, 64), '')} "
             f"| {f'{memory[0] / 1000:.1f} KB' if memory else ''} |"
         )
