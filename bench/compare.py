@@ -222,7 +222,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     try:
         upstream = start_upstream(procs, "fake-upstream", "--tokens", "20")
-        starters = {
+        starters: dict[str, Callable[[], Target | None]] = {
             "direct": lambda: Target(
                 "direct", upstream + "/v1/chat/completions", {}, "fake-1", None
             ),

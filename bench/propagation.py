@@ -66,9 +66,9 @@ async def _fill(url: str, tenants: int, keys: int) -> None:
         tenant_ids = [str(uuid.uuid4()) for _ in range(tenants)]
         rows = []
         for tid in tenant_ids:
-            payload = TenantCreated(id=tid, name=f"bench-{tid[:8]}")
+            tenant = TenantCreated(id=tid, name=f"bench-{tid[:8]}")
             rows.append(
-                (f"tenant:{tid}", 1, event_type(payload), encode_payload(payload).decode(), "bench")
+                (f"tenant:{tid}", 1, event_type(tenant), encode_payload(tenant).decode(), "bench")
             )
         for i in range(keys):
             kid = str(uuid.uuid4())
