@@ -53,6 +53,8 @@ class Target:
     def __init__(self, name: str, url: str, headers: dict[str, str], model: str, proc: Proc | None):
         self.name, self.url, self.headers, self.model, self.proc = name, url, headers, model, proc
         self.database_url: str | None = None  # Sluice's, to read what it recorded
+        self.admin: tuple[str, dict[str, str]] | None = None  # Sluice's admin API, its auth
+        self.tenant_id: str | None = None  # the tenant of the benchmark's key
 
 
 def _start_sluice(
@@ -120,6 +122,8 @@ def _start_sluice(
         dp,
     )
     target.database_url = url
+    target.admin = (f"http://127.0.0.1:{cp_port}/admin/v1", dict(admin.headers))
+    target.tenant_id = tenant["id"]
     return target
 
 
