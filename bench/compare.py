@@ -22,7 +22,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
@@ -34,7 +34,7 @@ WORK = ROOT / ".bench" / "compare"
 GATEWAY_CORE, CLIENT_CORE = "0", "1"
 
 
-def _proc(name: str, cmd: list[str], env: dict[str, str], core: str) -> Proc:
+def bench_proc(name: str, cmd: list[str], env: dict[str, str], core: str) -> Proc:
     return Proc(name, cmd, env, WORK / f"{name}.log", core)
 
 
@@ -42,22 +42,26 @@ def start_upstream(procs: list[Proc], name: str, *args: str) -> str:
     """A local fake provider on the client's core; its base URL."""
     port = free_port()
     cmd = [sys.executable, "-m", "data_plane.fake_provider", "--port", str(port), *args]
-    proc = _proc(name, cmd, {}, CLIENT_CORE)
+    proc = bench_proc(name, cmd, {}, CLIENT_CORE)
     procs.append(proc)
     url = f"http://127.0.0.1:{port}"
     proc.wait_http(url + "/_fake/healthz")
     return url
 
 
+@dataclass
 class Target:
-    def __init__(self, name: str, url: str, headers: dict[str, str], model: str, proc: Proc | None):
-        self.name, self.url, self.headers, self.model, self.proc = name, url, headers, model, proc
-        self.database_url: str | None = None  # Sluice's, to read what it recorded
-        self.admin: tuple[str, dict[str, str]] | None = None  # Sluice's admin API, its auth
-        self.tenant_id: str | None = None  # the tenant of the benchmark's key
+    name: str
+    url: str
+    headers: dict[str, str]
+    model: str
+    proc: Proc | None
+    database_url: str | None = None  # Sluice's, to read what it recorded
+    admin: tuple[str, dict[str, str]] | None = None  # Sluice's admin API and its auth
+    tenant_id: str | None = None  # the tenant of the benchmark's key
 
 
-def _start_sluice(
+def start_sluice(
     upstream: str,
     procs: list[Proc],
     cleanups: list[Callable[[], None]],
@@ -74,7 +78,7 @@ def _start_sluice(
         "SLUICE_USAGE_SPOOL": str(WORK / "sluice-usage.spool"),
     }
     cp_port, dp_port = free_port(), free_port()
-    cp = _proc(
+    cp = bench_proc(
         "sluice-control-plane",
         [sys.executable, "-m", "control_plane", "--port", str(cp_port)],
         env,
@@ -105,7 +109,7 @@ def _start_sluice(
     key = admin.post(f"/tenants/{tenant['id']}/keys", json={"name": "bench"}).json()
     admin.put(f"/keys/{key['id']}/policy", json={"rpm": 100_000_000}).raise_for_status()
     admin.close()
-    dp = _proc(
+    dp = bench_proc(
         "sluice-data-plane",
         [sys.executable, "-m", module, "--port", str(dp_port)],
         env,
@@ -114,17 +118,16 @@ def _start_sluice(
     procs.append(dp)
     dp.wait_http(f"http://127.0.0.1:{dp_port}/readyz")
     time.sleep(0.5)
-    target = Target(
+    return Target(
         "sluice",
         f"http://127.0.0.1:{dp_port}/v1/chat/completions",
         {"authorization": f"Bearer {key['key']}"},
         "bench-model",
         dp,
+        database_url=url,
+        admin=(f"http://127.0.0.1:{cp_port}/admin/v1", dict(admin.headers)),
+        tenant_id=tenant["id"],
     )
-    target.database_url = url
-    target.admin = (f"http://127.0.0.1:{cp_port}/admin/v1", dict(admin.headers))
-    target.tenant_id = tenant["id"]
-    return target
 
 
 def _start_litellm(upstream: str, procs: list[Proc]) -> Target | None:
@@ -143,7 +146,7 @@ def _start_litellm(upstream: str, procs: list[Proc]) -> Target | None:
     )
     port = free_port()
     master_key = "sk-" + secrets.token_hex(24)
-    proc = _proc(
+    proc = bench_proc(
         "litellm",
         [str(binary), "--config", str(config), "--port", str(port), "--num_workers", "1"],
         {
@@ -176,7 +179,9 @@ def _start_portkey(upstream: str, procs: list[Proc]) -> Target | None:
         print("portkey: not installed (bench/install_peers.sh); skipped", file=sys.stderr)
         return None
     port = free_port()
-    proc = _proc("portkey", ["node", str(server), f"--port={port}", "--headless"], {}, GATEWAY_CORE)
+    proc = bench_proc(
+        "portkey", ["node", str(server), f"--port={port}", "--headless"], {}, GATEWAY_CORE
+    )
     procs.append(proc)
     proc.wait_http(f"http://127.0.0.1:{port}/", timeout=60, ready_below=500)
     headers = {
@@ -230,7 +235,7 @@ def main() -> None:
             "direct": lambda: Target(
                 "direct", upstream + "/v1/chat/completions", {}, "fake-1", None
             ),
-            "sluice": lambda: _start_sluice(upstream, procs, cleanups),
+            "sluice": lambda: start_sluice(upstream, procs, cleanups),
             "litellm": lambda: _start_litellm(upstream, procs),
             "portkey": lambda: _start_portkey(upstream, procs),
         }

@@ -27,12 +27,12 @@ from collections.abc import Callable
 
 import aiohttp
 
-from bench.compare import CLIENT_CORE, _start_sluice, start_upstream
+from bench.compare import CLIENT_CORE, start_sluice, start_upstream
 from bench.support import ROOT, Proc, rss_kib
 from bench.traced_data_plane import TRACE_DIR
 
 
-async def _hold(
+async def hold_streams(
     url: str,
     headers: dict[str, str],
     model: str,
@@ -124,7 +124,7 @@ def main() -> None:
                 procs, "memory-upstream", "--delay-ms", "500", "--tokens", "240"
             )
             module = "bench.traced_data_plane" if args.trace else "data_plane"
-            target = _start_sluice(upstream, procs, cleanups, module)
+            target = start_sluice(upstream, procs, cleanups, module)
             assert target.proc is not None
             pid = target.proc.proc.pid
             time.sleep(1)
@@ -134,7 +134,7 @@ def main() -> None:
             prompt = "x" * args.prompt_chars
             peak = functools.partial(_snapshot, pid, 2) if args.trace else None
             during = asyncio.run(
-                _hold(target.url, target.headers, target.model, prompt, level, pid, peak)
+                hold_streams(target.url, target.headers, target.model, prompt, level, pid, peak)
             )
             per_stream = (during - before) * 1024 / level
             results.append(

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.compare import CLIENT_CORE, Target, _start_sluice, start_upstream
+from bench.compare import CLIENT_CORE, Target, start_sluice, start_upstream
 from bench.loadgen import run_load
 from bench.support import ROOT, Proc, rss_kib
 
@@ -76,7 +76,7 @@ def main() -> None:
     blocks: list[dict[str, Any]] = []
     try:
         upstream = start_upstream(procs, "soak-upstream", "--tokens", "20")
-        target = _start_sluice(upstream, procs, cleanups)
+        target = start_sluice(upstream, procs, cleanups)
         assert target.proc is not None
         pid = target.proc.proc.pid
         body = {"model": target.model, "messages": [{"role": "user", "content": "Hello there"}]}

@@ -21,9 +21,9 @@ import sys
 import time
 from typing import Any
 
-from bench.compare import CLIENT_CORE, GATEWAY_CORE, _proc, start_upstream
+from bench.compare import CLIENT_CORE, GATEWAY_CORE, bench_proc, start_upstream
 from bench.loadgen import run_load
-from bench.memory import _hold
+from bench.memory import hold_streams
 from bench.support import ROOT, Proc, free_port, rss_kib
 
 VARIANTS = [
@@ -45,7 +45,7 @@ def _start(upstream: str, framework: str, client: str, loop: str, http: str) -> 
         "STACK_FRAMEWORK": framework,
         "PYTHONPATH": str(ROOT),
     }
-    proc = _proc(f"stack-{framework}-{client}-{http}", cmd, env, GATEWAY_CORE)
+    proc = bench_proc(f"stack-{framework}-{client}-{http}", cmd, env, GATEWAY_CORE)
     proc.wait_http(f"http://127.0.0.1:{port}/", ready_below=500)
     return proc, f"http://127.0.0.1:{port}/v1/chat/completions"
 
@@ -99,7 +99,7 @@ def main() -> None:
                 pid = proc.proc.pid
                 before = rss_kib(pid)
                 n = args.memory_streams
-                during = asyncio.run(_hold(url, {}, "fake-1", "slowly", n, pid))
+                during = asyncio.run(hold_streams(url, {}, "fake-1", "slowly", n, pid))
                 row = {"variant": name, "open_streams": n}
                 row["bytes_per_stream"] = round((during - before) * 1024 / n)
                 rows.append(row)
