@@ -12,10 +12,15 @@ from typing import Any
 
 import msgspec
 
+from shared.routing import BreakerPolicy, Deployment, RetryPolicy
+
 __all__ = [
     "PAYLOAD_TYPES",
     "BudgetAlert",
     "BudgetExhausted",
+    "DeploymentAdded",
+    "DeploymentChanged",
+    "DeploymentRemoved",
     "Event",
     "KeyCreated",
     "KeyRevoked",
@@ -25,8 +30,11 @@ __all__ = [
     "PolicySet",
     "PriceCleared",
     "PriceSet",
+    "ProviderChanged",
     "ProviderCreated",
+    "ProviderDeleted",
     "ProviderPriceSet",
+    "RouteChanged",
     "RouteCreated",
     "RouteDeleted",
     "TenantCreated",
@@ -71,12 +79,64 @@ class ProviderCreated(msgspec.Struct, frozen=True, tag="provider.created"):
     api_key_ciphertext: str | None
 
 
+class ProviderChanged(msgspec.Struct, frozen=True, tag="provider.changed"):
+    """The provider's settings as they are now (a rotated key, a new base URL)."""
+
+    id: str
+    name: str
+    base_url: str
+    api_key_ciphertext: str | None
+
+
+class ProviderDeleted(msgspec.Struct, frozen=True, tag="provider.deleted"):
+    id: str
+
+
 class RouteCreated(msgspec.Struct, frozen=True, tag="route.created"):
+    """A public model name and the deployments that serve it. Routes created before
+    deployments existed carry `provider_id` and `upstream_model` and no
+    `deployments`: they are read as a route of one deployment whose id is the route's."""
+
     id: str
     model: str
-    provider_id: str
-    upstream_model: str
+    provider_id: str | None = None
+    upstream_model: str | None = None
     tenant_ids: tuple[str, ...] | None = None  # None: every tenant may use it
+    deployments: tuple[Deployment, ...] = ()
+    strategy: str = "weighted"
+    retry: RetryPolicy = RetryPolicy()
+    breaker: BreakerPolicy = BreakerPolicy()
+    continuation: bool = False  # continue a broken stream on another deployment
+    context_fallback: str | None = None  # the model to use on context_length_exceeded
+
+
+class RouteChanged(msgspec.Struct, frozen=True, tag="route.changed"):
+    """The route's settings as they are now (its deployments change by their own events)."""
+
+    id: str
+    tenant_ids: tuple[str, ...] | None
+    strategy: str
+    retry: RetryPolicy
+    breaker: BreakerPolicy
+    continuation: bool
+    context_fallback: str | None
+
+
+class DeploymentAdded(msgspec.Struct, frozen=True, tag="deployment.added"):
+    route_id: str
+    deployment: Deployment
+
+
+class DeploymentChanged(msgspec.Struct, frozen=True, tag="deployment.changed"):
+    """The deployment as it is now."""
+
+    route_id: str
+    deployment: Deployment
+
+
+class DeploymentRemoved(msgspec.Struct, frozen=True, tag="deployment.removed"):
+    route_id: str
+    id: str
 
 
 class RouteDeleted(msgspec.Struct, frozen=True, tag="route.deleted"):
@@ -141,8 +201,14 @@ Payload = (
     | KeyCreated
     | KeyRevoked
     | ProviderCreated
+    | ProviderChanged
+    | ProviderDeleted
     | RouteCreated
+    | RouteChanged
     | RouteDeleted
+    | DeploymentAdded
+    | DeploymentChanged
+    | DeploymentRemoved
     | PolicySet
     | PolicyCleared
     | PriceSet
@@ -161,8 +227,14 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         KeyCreated,
         KeyRevoked,
         ProviderCreated,
+        ProviderChanged,
+        ProviderDeleted,
         RouteCreated,
+        RouteChanged,
         RouteDeleted,
+        DeploymentAdded,
+        DeploymentChanged,
+        DeploymentRemoved,
         PolicySet,
         PolicyCleared,
         PriceSet,

@@ -16,6 +16,9 @@ from immutables import Map
 from shared.events import (
     BudgetAlert,
     BudgetExhausted,
+    DeploymentAdded,
+    DeploymentChanged,
+    DeploymentRemoved,
     Event,
     KeyCreated,
     KeyRevoked,
@@ -24,14 +27,18 @@ from shared.events import (
     PolicySet,
     PriceCleared,
     PriceSet,
+    ProviderChanged,
     ProviderCreated,
+    ProviderDeleted,
     ProviderPriceSet,
+    RouteChanged,
     RouteCreated,
     RouteDeleted,
     TenantCreated,
     TenantDeleted,
     TenantRenamed,
 )
+from shared.routing import Deployment
 from shared.state import ApiKey, Policy, Price, Provider, Route, State, Tenant
 
 __all__ = ["OutOfOrderEvent", "apply", "fold"]
@@ -139,13 +146,48 @@ def _(p: ProviderCreated, state: State) -> State:
 
 
 @_apply.register
+def _(p: ProviderChanged, state: State) -> State:
+    old = state.providers.get(p.id)
+    if old is None:
+        return state
+    provider = msgspec.structs.replace(
+        old, name=p.name, base_url=p.base_url, api_key_ciphertext=p.api_key_ciphertext
+    )
+    return msgspec.structs.replace(state, providers=state.providers.set(p.id, provider))
+
+
+@_apply.register
+def _(p: ProviderDeleted, state: State) -> State:
+    if p.id not in state.providers:
+        return state
+    prices = state.provider_prices
+    if p.id in prices:
+        prices = prices.delete(p.id)
+    return msgspec.structs.replace(
+        state, providers=state.providers.delete(p.id), provider_prices=prices
+    )
+
+
+def _deployments_of(p: RouteCreated) -> tuple[Deployment, ...]:
+    """A route created before deployments existed is one deployment with the route's id."""
+    if p.deployments or p.provider_id is None:
+        return p.deployments
+    upstream = p.upstream_model or p.model
+    return (Deployment(id=p.id, provider_id=p.provider_id, upstream_model=upstream),)
+
+
+@_apply.register
 def _(p: RouteCreated, state: State) -> State:
     route = Route(
         id=p.id,
         model=p.model,
-        provider_id=p.provider_id,
-        upstream_model=p.upstream_model,
         tenant_ids=None if p.tenant_ids is None else frozenset(p.tenant_ids),
+        deployments=_deployments_of(p),
+        strategy=p.strategy,
+        retry=p.retry,
+        breaker=p.breaker,
+        continuation=p.continuation,
+        context_fallback=p.context_fallback,
     )
     routes, by_model = state.routes, state.route_ids_by_model
     replaced = by_model.get(p.model)
@@ -154,6 +196,54 @@ def _(p: RouteCreated, state: State) -> State:
     return msgspec.structs.replace(
         state, routes=routes.set(p.id, route), route_ids_by_model=by_model.set(p.model, p.id)
     )
+
+
+def _with_route(state: State, route: Route) -> State:
+    return msgspec.structs.replace(state, routes=state.routes.set(route.id, route))
+
+
+@_apply.register
+def _(p: RouteChanged, state: State) -> State:
+    route = state.routes.get(p.id)
+    if route is None:
+        return state
+    changed = msgspec.structs.replace(
+        route,
+        tenant_ids=None if p.tenant_ids is None else frozenset(p.tenant_ids),
+        strategy=p.strategy,
+        retry=p.retry,
+        breaker=p.breaker,
+        continuation=p.continuation,
+        context_fallback=p.context_fallback,
+    )
+    return _with_route(state, changed)
+
+
+@_apply.register
+def _(p: DeploymentAdded, state: State) -> State:
+    route = state.routes.get(p.route_id)
+    if route is None or route.deployment(p.deployment.id) is not None:
+        return state
+    deployments = (*route.deployments, p.deployment)
+    return _with_route(state, msgspec.structs.replace(route, deployments=deployments))
+
+
+@_apply.register
+def _(p: DeploymentChanged, state: State) -> State:
+    route = state.routes.get(p.route_id)
+    if route is None or route.deployment(p.deployment.id) is None:
+        return state
+    deployments = tuple(p.deployment if d.id == p.deployment.id else d for d in route.deployments)
+    return _with_route(state, msgspec.structs.replace(route, deployments=deployments))
+
+
+@_apply.register
+def _(p: DeploymentRemoved, state: State) -> State:
+    route = state.routes.get(p.route_id)
+    if route is None or route.deployment(p.id) is None:
+        return state
+    deployments = tuple(d for d in route.deployments if d.id != p.id)
+    return _with_route(state, msgspec.structs.replace(route, deployments=deployments))
 
 
 @_apply.register

@@ -12,9 +12,11 @@ from typing import Any
 import msgspec
 from immutables import Map
 
+from shared.routing import BreakerPolicy, Deployment, RetryPolicy
+
 __all__ = ["SCHEMA_VERSION", "ApiKey", "Policy", "Price", "Provider", "Route", "State", "Tenant"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: routes own deployments
 
 # The records below are encoded as arrays (array_like), not maps: snapshots of
 # 100,000 keys are a few times smaller and faster to write that way. They hold
@@ -44,14 +46,26 @@ class Provider(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class Route(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A public model name, the deployments that serve it and how to choose among them."""
+
     id: str
     model: str
-    provider_id: str
-    upstream_model: str
     tenant_ids: frozenset[str] | None  # None: every tenant
+    deployments: tuple[Deployment, ...]
+    strategy: str = "weighted"
+    retry: RetryPolicy = RetryPolicy()
+    breaker: BreakerPolicy = BreakerPolicy()
+    continuation: bool = False
+    context_fallback: str | None = None
 
     def allows(self, tenant_id: str) -> bool:
         return self.tenant_ids is None or tenant_id in self.tenant_ids
+
+    def deployment(self, deployment_id: str) -> Deployment | None:
+        for d in self.deployments:
+            if d.id == deployment_id:
+                return d
+        return None
 
 
 class Policy(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -110,9 +124,16 @@ class State(msgspec.Struct, frozen=True):
         route_id = self.route_ids_by_model.get(model)
         return None if route_id is None else self.routes.get(route_id)
 
-    def price_for(self, route: Route) -> Price | None:
-        """The model's price, else its provider's default, else none (cost 0)."""
-        return self.prices.get(route.model) or self.provider_prices.get(route.provider_id)
+    def price_for(self, model: str, provider_id: str) -> Price | None:
+        """The public model's price, else the serving provider's default, else none (cost 0)."""
+        return self.prices.get(model) or self.provider_prices.get(provider_id)
+
+    def routes_using(self, provider_id: str) -> list[Route]:
+        return [
+            r
+            for r in self.routes.values()
+            if any(d.provider_id == provider_id for d in r.deployments)
+        ]
 
     def routes_for_tenant(self, tenant_id: str) -> list[Route]:
         return sorted(

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,13 +19,14 @@ from tests.support.fake import (
     AUTH,
     CHAT,
     MESSAGES,
+    assert_same_shapes,
     chat_body,
     chunk_kind,
     expected_content,
+    fake_cli,
     fake_log,
     fixture_events,
     fixture_json,
-    kinds_pattern,
     parse_sse,
     read_http_chunks,
     shape,
@@ -180,10 +179,7 @@ async def test_fail_after_drops_the_stream_without_done(
     chunks = [json.loads(e) for e in events]
     assert [chunk_kind(c) for c in chunks] == ["role", "content", "content", "content"]
     reference = [json.loads(e) for e in fixture_events("chat_completion_stream_failed_midway.sse")]
-    assert kinds_pattern(chunks) == kinds_pattern(reference)
-    reference_shapes = {chunk_kind(c): shape(c) for c in reference}
-    for chunk in chunks:
-        assert shape(chunk) == reference_shapes[chunk_kind(chunk)]
+    assert_same_shapes(chunks, reference)
 
 
 async def test_fail_after_through_openai_client(client: openai.AsyncOpenAI) -> None:
@@ -343,24 +339,7 @@ async def test_config_defaults_apply_without_headers() -> None:
 
 
 async def test_cli_serves_and_stops_on_sigterm() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "data_plane.fake_provider",
-        "--port",
-        "0",
-        "--tokens",
-        "4",
-        "--api-key",
-        "cli-key",
-        stderr=asyncio.subprocess.PIPE,
-        cwd=Path(__file__).parent.parent,
-    )
-    try:
-        assert proc.stderr is not None
-        line = (await asyncio.wait_for(proc.stderr.readline(), 15)).decode().strip()
-        assert line.startswith("fake provider listening on http://127.0.0.1:")
-        url = line.rsplit(" ", 1)[1]
+    async with fake_cli("--tokens", "4", "--api-key", "cli-key") as (url, proc):
         async with (
             aiohttp.ClientSession() as session,
             session.post(
@@ -372,9 +351,6 @@ async def test_cli_serves_and_stops_on_sigterm() -> None:
         assert body["choices"][0]["message"]["content"] == expected_content(4)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+        assert proc.stderr is not None
         rest = await proc.stderr.read()
         assert b"Traceback" not in rest
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()

@@ -16,6 +16,7 @@ from tests.support.fake import (
     MESSAGES,
     PROMPT_WORDS,
     TOKENS,
+    assert_same_shapes,
     chat_body,
     chunk_kind,
     expected_content,
@@ -25,6 +26,7 @@ from tests.support.fake import (
     parse_sse,
     read_http_chunks,
     shape,
+    streamed_text,
 )
 
 
@@ -80,16 +82,11 @@ async def test_stream_matches_fixture_shape(
     assert events.count("[DONE]") == 1
     chunks = [json.loads(e) for e in events[:-1]]
 
-    reference = [json.loads(e) for e in fixture_events(fixture)[:-1]]
-    assert kinds_pattern(chunks) == kinds_pattern(reference)
-    reference_shapes = {chunk_kind(c): shape(c) for c in reference}
-    for chunk in chunks:
-        assert shape(chunk) == reference_shapes[chunk_kind(chunk)], chunk
+    assert_same_shapes(chunks, [json.loads(e) for e in fixture_events(fixture)[:-1]])
     assert sum(chunk_kind(c) == "content" for c in chunks) == TOKENS
     assert len({c["id"] for c in chunks}) == 1
     assert len({c["created"] for c in chunks}) == 1
-    content = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
-    assert content == expected_content(TOKENS)
+    assert streamed_text(chunks) == expected_content(TOKENS)
     if include_usage:
         assert chunks[-1]["usage"]["completion_tokens"] == TOKENS
 
@@ -223,3 +220,69 @@ async def test_prompt_tokens_count_words_of_text_parts(client: openai.AsyncOpenA
 
 
 # --- errors ----------------------------------------------------------------------------------
+
+
+# --- continuation of a final assistant message -----------------------------------------------
+
+
+def prefilled(pieces: int) -> Any:
+    """The conversation with the first ``pieces`` pieces of the answer already written."""
+    return [*MESSAGES, {"role": "assistant", "content": expected_content(pieces)}]
+
+
+async def test_a_prefill_is_continued(client: openai.AsyncOpenAI) -> None:
+    completion = await client.chat.completions.create(
+        model="gpt-test",
+        messages=prefilled(40),
+        extra_headers={"x-fake-tokens": "60"},
+        extra_body={"continue_final_message": True, "add_generation_prompt": False},
+    )
+    content = completion.choices[0].message.content
+    assert content == "".join(f" tok{i}" for i in range(40, 60))
+    assert expected_content(40) + content == expected_content(60)
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == 20
+    assert completion.usage.prompt_tokens == PROMPT_WORDS + 40
+
+
+async def test_a_prefill_is_continued_in_a_stream(client: openai.AsyncOpenAI) -> None:
+    stream = await client.chat.completions.create(
+        model="gpt-test",
+        messages=prefilled(40),
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"x-fake-tokens": "60"},
+    )
+    pieces: list[str] = []
+    completion_tokens = None
+    async for chunk in stream:
+        pieces.extend(c.delta.content for c in chunk.choices if c.delta.content)
+        if chunk.usage is not None:
+            completion_tokens = chunk.usage.completion_tokens
+    assert pieces == [f" tok{i}" for i in range(40, 60)]
+    assert expected_content(40) + "".join(pieces) == expected_content(60)
+    assert completion_tokens == 20
+
+
+@pytest.mark.parametrize(
+    ("written", "max_tokens", "content", "finish"),
+    [
+        (3, 1, " tok3", "length"),
+        (TOKENS, None, "", "stop"),
+        (TOKENS + 2, None, "", "stop"),
+        (0, None, expected_content(TOKENS), "stop"),
+    ],
+)
+async def test_continuation_with_caps_and_long_prefills(
+    client: openai.AsyncOpenAI, written: int, max_tokens: int | None, content: str, finish: str
+) -> None:
+    completion = await client.chat.completions.create(
+        model="gpt-test",
+        messages=prefilled(written),
+        **({} if max_tokens is None else {"max_tokens": max_tokens}),
+    )
+    assert completion.choices[0].message.content == content
+    assert completion.choices[0].finish_reason == finish
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == len(content.split())
