@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from control_plane.api.deployments import DeploymentHealthController, RouteDeploymentController
 from control_plane.api.events import EventController
 from control_plane.api.keys import KeyController, TenantKeyController
 from control_plane.api.policies import KeyPolicyController, TenantPolicyController
@@ -87,6 +88,8 @@ def create_app(settings: Settings) -> Litestar:
             KeyController,
             ProviderController,
             RouteController,
+            RouteDeploymentController,
+            DeploymentHealthController,
             EventController,
             StateController,
             TenantPolicyController,

@@ -26,12 +26,16 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class AdminError(Exception):
+    """`field`: the request field at fault (e.g. `deployments[1].provider_id`), named in the
+    problem's `errors` list the way a failed type check names it."""
+
     status: int = 400
     title: str = "Bad request"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.field = field
 
 
 class NotFound(AdminError):
@@ -75,7 +79,10 @@ def problem(
 
 
 def _admin_error(request: Request[Any, Any, Any], exc: AdminError) -> Response[object]:
-    return problem(exc.status, exc.detail, request, exc.title)  # type: ignore[return-value]
+    extra: dict[str, object] | None = None
+    if exc.field is not None:
+        extra = {"errors": [{"message": exc.detail, "key": exc.field, "source": "body"}]}
+    return problem(exc.status, exc.detail, request, exc.title, extra)  # type: ignore[return-value]
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[object]:

@@ -19,6 +19,9 @@ from data_plane.fleet import FleetSync
 from data_plane.handlers import Gateway
 from data_plane.limits import Limiter
 from data_plane.metrics import CONTENT_TYPE, SyncCollector, render
+from data_plane.pipeline.attempts import Upstreams
+from data_plane.routing.health import Health
+from data_plane.routing.report import HealthCollector
 from data_plane.snapshot import SnapshotHolder
 from data_plane.sync import Follower
 from data_plane.usage import UsageRecord, UsageRecorder
@@ -63,6 +66,7 @@ class DataPlane:
             poll_interval=settings.sync_poll_interval,
         )
         self.limiter = Limiter()
+        self.health = Health()  # this replica's view of every deployment
         self.budgets = Budgets()
         self.usage = UsageRecorder(
             settings.database_url,
@@ -77,9 +81,11 @@ class DataPlane:
             self.budgets,
             self.holder,
             settings.fleet_sync_interval,
+            self.health,
         )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(SyncCollector(self.holder, self.follower, self.cache))
+        self.registry.register(HealthCollector(self.health, self.holder))
         self.box = SecretBox(settings.secret_key)
         self.gateway: Gateway | None = None
         self._routes: dict[str, dict[str, Handler]] = {}
@@ -166,8 +172,7 @@ class DataPlane:
         )
         self.gateway = Gateway(
             self.holder,
-            self.box,
-            session,
+            Upstreams(session, self.health, self.limiter, self.box),
             self.settings.max_request_bytes,
             self.limiter,
             self.budgets,

@@ -21,6 +21,8 @@ import asyncpg
 from data_plane.budgets import Budgets
 from data_plane.limits import WINDOW, Fleet, Limiter
 from data_plane.queries import Q
+from data_plane.routing.health import Health
+from data_plane.routing.report import report_health
 from data_plane.snapshot import SnapshotHolder
 from shared.budgets import budgeted_scopes, recorded_spend
 
@@ -29,6 +31,7 @@ __all__ = ["FleetSync"]
 log = logging.getLogger("sluice.data_plane.fleet")
 
 IN_FLIGHT_TTL = 10.0  # seconds: a replica that stops reporting stops counting
+HEALTH_INTERVAL = 2.0  # seconds between reports of deployment health
 
 
 class FleetSync:
@@ -39,7 +42,10 @@ class FleetSync:
         budgets: Budgets,
         holder: SnapshotHolder,
         interval: float,
+        health: Health | None = None,
     ) -> None:
+        self._health = health
+        self._last_health = 0.0
         self._url = database_url
         self._limiter = limiter
         self._budgets = budgets
@@ -113,6 +119,9 @@ class FleetSync:
         if budgeted:
             today = datetime.now(UTC).date()
             self._budgets.recorded = await recorded_spend(conn, budgeted, today)
+        if self._health is not None and time.monotonic() - self._last_health > HEALTH_INTERVAL:
+            self._last_health = time.monotonic()
+            await report_health(conn, self.replica, self._health, self._holder)
         if time.monotonic() - self._last_prune > 10:
             self._last_prune = time.monotonic()
             await conn.execute(Q.prune_counters, now - 2 * WINDOW)

@@ -46,6 +46,8 @@ _COLUMNS = (
     "stream",
     "disconnected",
     "error_code",
+    "deployment_id",
+    "attempts",
 )
 
 
@@ -66,6 +68,8 @@ class UsageRecord(msgspec.Struct, frozen=True):
     stream: bool
     disconnected: bool
     error_code: str | None
+    deployment_id: uuid.UUID | None = None  # the deployment that answered, else the last tried
+    attempts: int = 1
 
     def row(self) -> tuple[object, ...]:
         return tuple(getattr(self, c) for c in _COLUMNS)

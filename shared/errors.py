@@ -19,6 +19,7 @@ __all__ = [
     "MethodNotAllowed",
     "ModelNotAllowed",
     "ModelNotFound",
+    "NoDeployment",
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
@@ -26,6 +27,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamRefused",
     "UpstreamTimeout",
+    "echo",
     "error_event",
     "error_json",
 ]
@@ -35,6 +37,11 @@ class GatewayError(Exception):
     status: int = 500
     type: str = "server_error"
     code: str | None = "internal_error"
+    # for upstream failures: may another attempt (on this or another deployment)
+    # succeed, and how long the upstream asked us to wait
+    retryable: bool = False
+    retry_after: float | None = None
+    detail: str = ""  # what the logs get and the client does not (an upstream's own words)
 
     def __init__(
         self,
@@ -57,13 +64,25 @@ class InternalError(GatewayError):
 
 
 class UpstreamRefused(GatewayError):
-    """An upstream 4xx that the client should see as it was (status, type, code, message)."""
+    """An upstream 4xx that the client should see as it was (status, type, code, message).
+    408, 409 and 429 are worth another attempt; the rest would fail the same anywhere."""
 
     def __init__(
-        self, status: int, message: str, type_: str, code: str | None, param: str | None
+        self,
+        status: int,
+        message: str,
+        type_: str,
+        code: str | None,
+        param: str | None,
+        retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, param=param)
+        headers: tuple[tuple[bytes, bytes], ...] = ()
+        if retry_after is not None:
+            headers = ((b"retry-after", b"%d" % max(round(retry_after), 1)),)
+        super().__init__(message, param=param, headers=headers)
         self.status, self.type, self.code = status, type_, code
+        self.retryable = status in (408, 409, 429)
+        self.retry_after = retry_after
 
 
 class BadRequest(GatewayError):
@@ -117,7 +136,12 @@ class BudgetExceeded(GatewayError):
 
 
 class UpstreamError(GatewayError):
+    """The upstream failed: a 5xx, a transport failure, a malformed answer. `code`
+    names what happened (upstream_connect_error, upstream_reset, upstream_malformed,
+    upstream_incomplete, …); the message the tenant sees is generic."""
+
     status, type, code = 502, "upstream_error", "upstream_error"
+    retryable = True
 
 
 class ServiceUnavailable(GatewayError):
@@ -126,6 +150,19 @@ class ServiceUnavailable(GatewayError):
 
 class UpstreamTimeout(GatewayError):
     status, type, code = 504, "upstream_error", "upstream_timeout"
+    retryable = True
+
+
+class NoDeployment(GatewayError):
+    """Every deployment of the route is out of rotation (open circuit, or waiting out
+    a Retry-After) for longer than the request may wait."""
+
+    status, type, code = 503, "upstream_error", "no_deployment_available"
+
+
+def echo(value: str, limit: int = 64) -> str:
+    """A client-supplied value as an error message may quote it: a short prefix."""
+    return value if len(value) <= limit else value[:limit] + "…"
 
 
 class _Detail(msgspec.Struct, omit_defaults=False):

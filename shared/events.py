@@ -109,6 +109,14 @@ class RouteCreated(msgspec.Struct, frozen=True, tag="route.created"):
     continuation: bool = False  # continue a broken stream on another deployment
     context_fallback: str | None = None  # the model to use on context_length_exceeded
 
+    def served_by(self) -> tuple[Deployment, ...]:
+        """The route's deployments; for a route created before deployments existed, the
+        one deployment its `provider_id` and `upstream_model` name, with the route's id."""
+        if self.deployments or self.provider_id is None:
+            return self.deployments
+        upstream = self.upstream_model or self.model
+        return (Deployment(id=self.id, provider_id=self.provider_id, upstream_model=upstream),)
+
 
 class RouteChanged(msgspec.Struct, frozen=True, tag="route.changed"):
     """The route's settings as they are now (its deployments change by their own events)."""

@@ -38,7 +38,6 @@ from shared.events import (
     TenantDeleted,
     TenantRenamed,
 )
-from shared.routing import Deployment
 from shared.state import ApiKey, Policy, Price, Provider, Route, State, Tenant
 
 __all__ = ["OutOfOrderEvent", "apply", "fold"]
@@ -168,21 +167,13 @@ def _(p: ProviderDeleted, state: State) -> State:
     )
 
 
-def _deployments_of(p: RouteCreated) -> tuple[Deployment, ...]:
-    """A route created before deployments existed is one deployment with the route's id."""
-    if p.deployments or p.provider_id is None:
-        return p.deployments
-    upstream = p.upstream_model or p.model
-    return (Deployment(id=p.id, provider_id=p.provider_id, upstream_model=upstream),)
-
-
 @_apply.register
 def _(p: RouteCreated, state: State) -> State:
     route = Route(
         id=p.id,
         model=p.model,
         tenant_ids=None if p.tenant_ids is None else frozenset(p.tenant_ids),
-        deployments=_deployments_of(p),
+        deployments=p.served_by(),
         strategy=p.strategy,
         retry=p.retry,
         breaker=p.breaker,

@@ -3,7 +3,9 @@ and real Sluice processes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from tests.support.database import (
     with_db,
 )
 from tests.support.own_postgres import OwnPostgres
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, start_control_plane, start_stack
 
 # fixtures of the fake upstream (client, fake_url, session)
 pytest_plugins = ["tests.support.fake"]
@@ -65,13 +67,34 @@ def handed_out() -> list[str]:
     return []
 
 
+@asynccontextmanager
+async def _on_a_database_of_its_own(
+    pg_url: str, template_db: str, start: Callable[[str], Stack]
+) -> AsyncIterator[Stack]:
+    name = await clone_database(pg_url, template_db)
+    running = start(with_db(pg_url, name))
+    try:
+        yield running
+    finally:
+        running.stop()
+        await drop_database(pg_url, name)
+
+
 @pytest.fixture(scope="module")
 async def stack(
     pg_url: str, template_db: str, log_dir: Path, handed_out: list[str]
 ) -> AsyncIterator[Stack]:
     """Fake provider, control plane and two data planes on a database of their own."""
-    name = await clone_database(pg_url, template_db)
-    running = start_stack(with_db(pg_url, name), log_dir, handed_out)
-    yield running
-    running.stop()
-    await drop_database(pg_url, name)
+    start = partial(start_stack, log_dir=log_dir, handed_out=handed_out)
+    async with _on_a_database_of_its_own(pg_url, template_db, start) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def control_plane(
+    pg_url: str, template_db: str, log_dir: Path, handed_out: list[str]
+) -> AsyncIterator[Stack]:
+    """The control plane alone (no data plane, no fake provider) on a database of its own."""
+    start = partial(start_control_plane, log_dir=log_dir, handed_out=handed_out)
+    async with _on_a_database_of_its_own(pg_url, template_db, start) as running:
+        yield running

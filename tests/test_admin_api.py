@@ -190,6 +190,8 @@ async def test_routes(stack: Stack) -> None:
     tenant = await stack.create_tenant()
     route = await stack.create_route("routes-test", provider["id"], "up", [tenant["id"]])
     assert route["tenant_ids"] == [tenant["id"]]
+    [deployment] = route["deployments"]
+    assert (deployment["provider_id"], deployment["upstream_model"]) == (provider["id"], "up")
     async with stack.admin() as admin:
         again = await admin.post(
             "/routes", json={"model": "routes-test", "provider_id": provider["id"]}

@@ -62,7 +62,9 @@ async def test_state_shows_routes_and_providers_without_keys(stack: Stack) -> No
         now = (await admin.get("/state")).json()
     routes = {r["model"]: r for r in then["routes"]}
     assert routes["travel-model"]["tenant_ids"] == [tenant["id"]]
-    assert routes["travel-model"]["upstream_model"] == "up-1"
+    [deployment] = routes["travel-model"]["deployments"]
+    assert (deployment["provider_id"], deployment["upstream_model"]) == (provider["id"], "up-1")
+    assert deployment == route["deployments"][0]
     assert "travel-model" not in {r["model"] for r in now["routes"]}
     providers = {p["id"]: p for p in then["providers"]}
     assert providers[provider["id"]]["has_api_key"] is True

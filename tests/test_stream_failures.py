@@ -53,7 +53,8 @@ async def test_upstream_breaking_mid_stream_ends_with_an_error_event(
     assert contents == ["", "tok0", " tok1", " tok2"]
     error = msgspec.json.decode(events[-1])["error"]
     assert error["type"] == "upstream_error"
-    assert error["code"] == "upstream_error"
+    assert error["code"] == "upstream_reset"  # the upstream closed the connection mid-answer
+    assert "mid-answer" in error["message"]
 
 
 async def test_client_leaving_mid_stream_closes_the_upstream_request(

@@ -5,14 +5,27 @@ that cancels the request is never mistaken for a client that left."""
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
+from immutables import Map
 
-from data_plane.providers.openai import ADAPTER
-from data_plane.upstream import Outcome, relay
+from data_plane.limits import Limiter
+from data_plane.pipeline.attempts import Upstreams
+from data_plane.pipeline.call import Call
+from data_plane.pipeline.relay import relay_stream
+from data_plane.routing.health import Health
+from data_plane.transport.stream import StreamState
+from shared.routing import Deployment
+from shared.secrets import SecretBox
+from shared.state import ApiKey, Provider, Route, State
 from tests.support.fake import API_KEY, chat_body
+
+BOX = SecretBox("a-secret-key-for-these-tests")
 
 
 class _ServerSide:
@@ -34,42 +47,47 @@ class _ServerSide:
             self.first_event.set()
 
 
+def _call(fake_url: str) -> Call:
+    provider = Provider("p1", "fake", "openai", fake_url + "/v1", BOX.encrypt(API_KEY))
+    deployment = Deployment(id="d1", provider_id="p1", upstream_model="gpt-test")
+    route = Route(id="r1", model="m", tenant_ids=None, deployments=(deployment,))
+    state = State(providers=Map({"p1": provider}), routes=Map({"r1": route}))
+    key = ApiKey("k1", "t1", "key", "sk-", "hash")
+    call = Call(uuid.uuid4(), time.monotonic(), datetime.now(UTC), state, key)
+    call.route, call.stream = route, True
+    return call
+
+
 async def _start_slow_stream(
-    fake_url: str, session: aiohttp.ClientSession, server: _ServerSide, outcome: Outcome
+    fake_url: str, session: aiohttp.ClientSession, server: _ServerSide, call: Call
 ) -> asyncio.Task[None]:
-    request = ADAPTER.chat_request(fake_url + "/v1", API_KEY, "gpt-test", chat_body(stream=True))
-    request.headers["x-fake-delay-ms"] = "300"
-    task = asyncio.create_task(
-        relay(
-            session,
-            ADAPTER,
-            request,
-            stream=True,
-            client_wants_usage=False,
-            receive=server.receive,
-            send=server.send,
-            extra_headers=[],
-            outcome=outcome,
-        )
-    )
+    upstreams = Upstreams(session, Health(), Limiter(), BOX)
+
+    async def run() -> None:
+        body = chat_body(stream=True)
+        committed = await upstreams.commit(call, body, StreamState(False, keep_text=False))
+        await relay_stream(upstreams, call, committed, None, server.receive, server.send, [])
+
+    session.headers["x-fake-delay-ms"] = "300"
+    task = asyncio.create_task(run())
     await asyncio.wait_for(server.first_event.wait(), 10)
     return task
 
 
 async def test_a_client_that_leaves_ends_the_relay_quietly(fake_url: str) -> None:
-    server, outcome = _ServerSide(), Outcome()
+    server, call = _ServerSide(), _call(fake_url)
     async with aiohttp.ClientSession() as session:
-        task = await _start_slow_stream(fake_url, session, server, outcome)
+        task = await _start_slow_stream(fake_url, session, server, call)
         server.left.set()
         await asyncio.wait_for(task, 5)  # returns normally: the request is then recorded
-    assert outcome.disconnected
+    assert call.disconnected
     assert task.cancelling() == 0
 
 
 async def test_a_shutdown_is_not_mistaken_for_a_client_that_left(fake_url: str) -> None:
-    server, outcome = _ServerSide(), Outcome()
+    server, call = _ServerSide(), _call(fake_url)
     async with aiohttp.ClientSession() as session:
-        task = await _start_slow_stream(fake_url, session, server, outcome)
+        task = await _start_slow_stream(fake_url, session, server, call)
         server.left.set()  # the client leaves and, in the same instant,
         task.cancel()  # the server cancels the request (shutdown)
         with pytest.raises(asyncio.CancelledError):

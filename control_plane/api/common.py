@@ -1,32 +1,46 @@
-"""Helpers every admin resource uses: the store, the actor, `If-Match`, rows to structs."""
+"""Helpers every admin resource uses: the store, the actor, appending with `If-Match`,
+`ETag`, rows to structs."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import asyncpg
 import msgspec
-from litestar import Request
+from litestar import Request, Response
 from litestar.params import HeaderParameter, QueryParameter
 
 from control_plane.errors import Invalid, NotFound
-from control_plane.store import EventStore
+from control_plane.store import Decide, EventStore
+from shared.events import Event
 
 __all__ = [
     "TEXT",
     "IfMatch",
     "Limit",
+    "ModelName",
     "Name",
     "actor_of",
+    "append",
+    "etag",
     "expected_version",
     "from_row",
     "from_rows",
     "get_store",
     "one",
+    "versioned",
 ]
 
 T = TypeVar("T")
+
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+V = TypeVar("V", bound=_Versioned)
 
 # Printable text with at least one visible character: no control characters (NUL
 # cannot be stored, and the others only make trouble in logs and headers).
@@ -34,6 +48,10 @@ TEXT = r"^[^\x00-\x1f\x7f]*$"
 Name = Annotated[
     str,
     msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"),
+]
+# A public or upstream model name: no spaces, no control characters.
+ModelName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s\x00-\x1f\x7f]+$")
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="At most this many items.")]
 IfMatch = Annotated[
@@ -64,6 +82,32 @@ def expected_version(if_match: str | None) -> int | None:
     if match is None:
         raise Invalid(f'If-Match must be a version such as "3", not {if_match!r}')
     return int(match.group(1))
+
+
+async def append(
+    request: Request[Any, Any, Any],
+    stream: str,
+    decide: Decide,
+    *,
+    if_match: str | None = None,
+    new: bool = False,
+) -> list[Event]:
+    """Append what `decide` returns to `stream` as the request's actor: to a stream that
+    must not exist yet (`new`), to the version `If-Match` names, or (neither) to any."""
+    expected = 0 if new else expected_version(if_match)
+    return await get_store(request).append(
+        stream, decide, actor=actor_of(request), expected_version=expected
+    )
+
+
+def etag(version: int) -> dict[str, str]:
+    """The `ETag` header of a resource at `version` (what `If-Match` gives back)."""
+    return {"ETag": f'"{version}"'}
+
+
+def versioned(resource: V, status: int = 200) -> Response[V]:
+    """`resource` as the answer, its version as the `ETag`."""
+    return Response(resource, status_code=status, headers=etag(resource.version))
 
 
 def from_row(cls: type[T], row: asyncpg.Record) -> T:

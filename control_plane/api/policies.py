@@ -13,8 +13,7 @@ from litestar import Controller, Request, delete, get, put
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from control_plane.api.common import actor_of, get_store
-from control_plane.api.routes import ModelName
+from control_plane.api.common import ModelName, actor_of, get_store
 from control_plane.errors import Invalid, NotFound
 from control_plane.queries import Q
 from shared.events import Payload, PolicyCleared, PolicySet

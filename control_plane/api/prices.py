@@ -12,8 +12,8 @@ from litestar import Controller, Request, delete, get, put
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from control_plane.api.common import actor_of, from_rows, get_store, one
-from control_plane.api.routes import ModelName
+from control_plane.api.common import ModelName, actor_of, from_rows, get_store, one
+from control_plane.api.providers import provider_stream
 from control_plane.errors import NotFound
 from control_plane.queries import Q
 from shared.events import Payload, PriceCleared, PriceSet, ProviderPriceSet
@@ -102,5 +102,5 @@ class ProviderPriceController(Controller):
                 raise NotFound(f"provider {pid} does not exist")
             return [ProviderPriceSet(pid, data.input_per_million, data.output_per_million)]
 
-        await get_store(request).append(f"provider:{pid}", decide, actor=actor_of(request))
+        await get_store(request).append(provider_stream(pid), decide, actor=actor_of(request))
         return data

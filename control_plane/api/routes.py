@@ -1,94 +1,75 @@
-"""Routes: a public model name, the provider that serves it, and who may use it."""
+"""Routes: a public model name, the deployments that serve it, how to choose among
+them, and who may use it. A route's deployments have their own endpoints
+(`control_plane.api.deployments`); their changes count in the route's version."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from control_plane.api.common import actor_of, from_rows, get_store, one
-from control_plane.errors import Conflict, Invalid, NotFound
-from control_plane.queries import Q
-from shared.events import Payload, RouteCreated, RouteDeleted
-from shared.state import State
+from control_plane.api.common import IfMatch, append, get_store, versioned
+from control_plane.api.route_commands import change_route, create_route, delete_route, route_stream
+from control_plane.api.route_inputs import RouteIn, RouteSettingsIn
+from control_plane.api.route_views import Route, read_route, read_routes
 
 __all__ = ["RouteController"]
-
-ModelName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s\x00-\x1f\x7f]+$")
-]
-
-
-class RouteIn(msgspec.Struct, forbid_unknown_fields=True):
-    model: ModelName
-    provider_id: uuid.UUID
-    upstream_model: ModelName | None = None
-    tenant_ids: list[uuid.UUID] | None = None  # absent or null: every tenant
-
-
-class Route(msgspec.Struct):
-    id: uuid.UUID
-    model: str
-    provider_id: uuid.UUID
-    upstream_model: str
-    tenant_ids: list[uuid.UUID] | None
-    created_at: datetime
 
 
 class RouteController(Controller):
     path = "/routes"
     tags = ["routes"]
 
-    @post(status_code=HTTP_201_CREATED, summary="Route a model name to a provider")
-    async def create(self, request: Request[Any, Any, Any], data: JSONBody[RouteIn]) -> Route:
+    @post(status_code=HTTP_201_CREATED, summary="Route a model name to its deployments")
+    async def create(
+        self, request: Request[Any, Any, Any], data: JSONBody[RouteIn]
+    ) -> Response[Route]:
+        """`deployments` lists the upstreams (at least one); every other field is optional
+        and takes its default. The older shape, `provider_id` and `upstream_model` instead
+        of `deployments`, makes a route of one deployment. Deployment ids are made here."""
         route_id = str(uuid.uuid4())
-        provider_id = str(data.provider_id)
-        tenant_ids = None if data.tenant_ids is None else tuple(str(t) for t in data.tenant_ids)
+        await append(request, route_stream(route_id), create_route(route_id, data), new=True)
+        return await _response(request, route_id, HTTP_201_CREATED)
 
-        def decide(state: State) -> list[Payload]:
-            if provider_id not in state.providers:
-                raise Invalid(f"provider {provider_id} does not exist")
-            if state.route_for_model(data.model) is not None:
-                raise Conflict(f"model {data.model!r} is already routed; delete that route first")
-            unknown = [t for t in tenant_ids or () if t not in state.tenants]
-            if unknown:
-                raise Invalid(f"unknown tenant(s): {', '.join(unknown)}")
-            return [
-                RouteCreated(
-                    id=route_id,
-                    model=data.model,
-                    provider_id=provider_id,
-                    upstream_model=data.upstream_model or data.model,
-                    tenant_ids=tenant_ids,
-                )
-            ]
-
-        store = get_store(request)
-        await store.append(f"route:{route_id}", decide, actor=actor_of(request), expected_version=0)
-        row = await store.pool.fetchrow(Q.get_route, uuid.UUID(route_id))
-        return one(Route, row, f"route {route_id}")
-
-    @get(summary="List routes")
+    @get(summary="List routes, with their deployments")
     async def list(self, request: Request[Any, Any, Any]) -> list[Route]:
-        return from_rows(Route, await get_store(request).pool.fetch(Q.list_routes))
+        return await read_routes(get_store(request).pool)
 
-    @get("/{route_id:uuid}", summary="Get a route")
-    async def read(self, request: Request[Any, Any, Any], route_id: FromPath[uuid.UUID]) -> Route:
-        row = await get_store(request).pool.fetchrow(Q.get_route, route_id)
-        return one(Route, row, f"route {route_id}")
+    @get("/{route_id:uuid}", summary="Get a route, with its deployments")
+    async def read(
+        self, request: Request[Any, Any, Any], route_id: FromPath[uuid.UUID]
+    ) -> Response[Route]:
+        return await _response(request, str(route_id))
+
+    @patch("/{route_id:uuid}", summary="Change a route's settings")
+    async def change(
+        self,
+        request: Request[Any, Any, Any],
+        route_id: FromPath[uuid.UUID],
+        data: JSONBody[RouteSettingsIn],
+        if_match: IfMatch = None,
+    ) -> Response[Route]:
+        """Fields left out stay as they are, inside `retry` and `breaker` too (no event
+        when nothing changes)."""
+        rid = str(route_id)
+        await append(request, route_stream(rid), change_route(rid, data), if_match=if_match)
+        return await _response(request, rid)
 
     @delete("/{route_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a route")
-    async def remove(self, request: Request[Any, Any, Any], route_id: FromPath[uuid.UUID]) -> None:
+    async def remove(
+        self,
+        request: Request[Any, Any, Any],
+        route_id: FromPath[uuid.UUID],
+        if_match: IfMatch = None,
+    ) -> None:
         rid = str(route_id)
+        await append(request, route_stream(rid), delete_route(rid), if_match=if_match)
 
-        def decide(state: State) -> list[Payload]:
-            if rid not in state.routes:
-                raise NotFound(f"route {rid} does not exist")
-            return [RouteDeleted(id=rid)]
 
-        await get_store(request).append(f"route:{rid}", decide, actor=actor_of(request))
+async def _response(
+    request: Request[Any, Any, Any], route_id: str, status: int = 200
+) -> Response[Route]:
+    return versioned(await read_route(get_store(request).pool, route_id), status)

@@ -9,6 +9,7 @@ from litestar import Controller, Request, get
 from litestar.params import QueryParameter
 
 from control_plane.api.common import get_store
+from control_plane.api.route_views import RouteSpec
 from control_plane.errors import Invalid
 from shared.event_log import END
 from shared.queries import Q as SHARED_Q
@@ -31,14 +32,6 @@ class ProviderView(msgspec.Struct):
     kind: str
     base_url: str
     has_api_key: bool
-
-
-class RouteView(msgspec.Struct):
-    id: str
-    model: str
-    provider_id: str
-    upstream_model: str
-    tenant_ids: list[str] | None
 
 
 class TenantView(msgspec.Struct):
@@ -71,7 +64,7 @@ class StateView(msgspec.Struct):
     tenants: list[TenantView]
     keys: list[KeyView]
     providers: list[ProviderView]
-    routes: list[RouteView]
+    routes: list[RouteSpec]
     policies: list[PolicyView]
     prices: list[PriceView]
 
@@ -114,17 +107,7 @@ class StateController(Controller):
                 key=lambda p: p.id,
             ),
             routes=sorted(
-                (
-                    RouteView(
-                        r.id,
-                        r.model,
-                        r.provider_id,
-                        r.upstream_model,
-                        None if r.tenant_ids is None else sorted(r.tenant_ids),
-                    )
-                    for r in state.routes.values()
-                ),
-                key=lambda r: r.model,
+                (RouteSpec.from_state(r) for r in state.routes.values()), key=lambda r: r.model
             ),
             policies=[
                 _policy_view(scope, owner, policy)

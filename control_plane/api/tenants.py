@@ -15,11 +15,11 @@ from control_plane.api.common import (
     IfMatch,
     Limit,
     Name,
-    actor_of,
-    expected_version,
+    append,
     from_rows,
     get_store,
     one,
+    versioned,
 )
 from control_plane.errors import Conflict, NotFound
 from control_plane.queries import Q
@@ -56,10 +56,6 @@ def _existing(state: State, tenant_id: str) -> None:
         raise NotFound(f"tenant {tenant_id} does not exist")
 
 
-def _etag(tenant: Tenant) -> dict[str, str]:
-    return {"ETag": f'"{tenant.version}"'}
-
-
 class TenantController(Controller):
     path = "/tenants"
     tags = ["tenants"]
@@ -74,9 +70,7 @@ class TenantController(Controller):
             _name_is_free(state, data.name)
             return [TenantCreated(id=tenant_id, name=data.name)]
 
-        await get_store(request).append(
-            tenant_stream(tenant_id), decide, actor=actor_of(request), expected_version=0
-        )
+        await append(request, tenant_stream(tenant_id), decide, new=True)
         return await self._response(request, tenant_id, HTTP_201_CREATED)
 
     @get(summary="List tenants")
@@ -110,12 +104,7 @@ class TenantController(Controller):
             _name_is_free(state, data.name, except_id=tid)
             return [TenantRenamed(id=tid, name=data.name)]
 
-        await get_store(request).append(
-            tenant_stream(tid),
-            decide,
-            actor=actor_of(request),
-            expected_version=expected_version(if_match),
-        )
+        await append(request, tenant_stream(tid), decide, if_match=if_match)
         return await self._response(request, tid, 200)
 
     @delete("/{tenant_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a tenant")
@@ -132,17 +121,11 @@ class TenantController(Controller):
             _existing(state, tid)
             return [TenantDeleted(id=tid)]
 
-        await get_store(request).append(
-            tenant_stream(tid),
-            decide,
-            actor=actor_of(request),
-            expected_version=expected_version(if_match),
-        )
+        await append(request, tenant_stream(tid), decide, if_match=if_match)
 
     @staticmethod
     async def _response(
         request: Request[Any, Any, Any], tenant_id: str, status: int
     ) -> Response[Tenant]:
         row = await get_store(request).pool.fetchrow(Q.get_tenant, uuid.UUID(tenant_id))
-        tenant = one(Tenant, row, f"tenant {tenant_id}")
-        return Response(tenant, status_code=status, headers=_etag(tenant))
+        return versioned(one(Tenant, row, f"tenant {tenant_id}"), status)

@@ -25,26 +25,49 @@ WHERE id = $1;
 
 -- name: list_providers
 SELECT id, name, kind, base_url, api_key_ciphertext IS NOT NULL AS has_api_key,
-       input_per_million, output_per_million, created_at
+       input_per_million, output_per_million, version, created_at, updated_at
 FROM providers
+WHERE deleted_at IS NULL
 ORDER BY created_at, id;
 
 -- name: get_provider
 SELECT id, name, kind, base_url, api_key_ciphertext IS NOT NULL AS has_api_key,
-       input_per_million, output_per_million, created_at
+       input_per_million, output_per_million, version, created_at, updated_at
 FROM providers
-WHERE id = $1;
+WHERE id = $1 AND deleted_at IS NULL;
 
 -- name: list_routes
-SELECT id, model, provider_id, upstream_model, tenant_ids, created_at
+SELECT id, model, tenant_ids, strategy, settings, version, created_at, updated_at
 FROM routes
 WHERE deleted_at IS NULL
 ORDER BY model;
 
 -- name: get_route
-SELECT id, model, provider_id, upstream_model, tenant_ids, created_at
+SELECT id, model, tenant_ids, strategy, settings, version, created_at, updated_at
 FROM routes
 WHERE id = $1 AND deleted_at IS NULL;
+
+-- name: list_deployments
+-- The deployments of the given routes, each route's in the order they were added.
+SELECT id, route_id, provider_id, upstream_model, weight, priority, rpm, tpm, timeouts,
+       continuation
+FROM route_deployments
+WHERE route_id = ANY($1::uuid[])
+ORDER BY route_id, event_position, ordinal;
+
+-- name: deployment_route
+-- The route a deployment belongs to now (none once it is removed or its route deleted).
+SELECT route_id
+FROM route_deployments
+WHERE id = $1;
+
+-- name: deployment_health
+-- What each data-plane replica last reported about a deployment, in the last $2 seconds.
+SELECT replica, state, in_flight, ttft_ms, consecutive_failures, requests, failures,
+       last_error, last_error_at, updated_at
+FROM deployment_health
+WHERE deployment_id = $1 AND updated_at >= now() - make_interval(secs => $2)
+ORDER BY replica;
 
 -- name: list_events
 -- Newest first; every filter is optional (NULL: no filter).

@@ -26,20 +26,68 @@ UPDATE api_keys SET revoked_at = $2
 WHERE id = $1 AND revoked_at IS NULL;
 
 -- name: provider_created
-INSERT INTO providers (id, name, kind, base_url, api_key_ciphertext, created_at)
-VALUES ($1, $2, $3, $4, $5, $6);
+INSERT INTO providers (
+    id, name, kind, base_url, api_key_ciphertext, version, created_at, updated_at
+)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7);
+
+-- name: provider_changed
+UPDATE providers SET name = $2, base_url = $3, api_key_ciphertext = $4, version = $5,
+    updated_at = $6
+WHERE id = $1;
+
+-- name: provider_deleted
+UPDATE providers SET deleted_at = $2, version = $3, updated_at = $2
+WHERE id = $1;
+
+-- name: replaced_route_deployments_dropped
+-- Before `routes_replaced`: the deployments of the route a new one for its model replaces.
+DELETE FROM route_deployments
+WHERE route_id IN (
+    SELECT routes.id FROM routes WHERE routes.model = $1 AND routes.deleted_at IS NULL
+);
 
 -- name: routes_replaced
 UPDATE routes SET deleted_at = $2
 WHERE model = $1 AND deleted_at IS NULL;
 
 -- name: route_created
-INSERT INTO routes (id, model, provider_id, upstream_model, tenant_ids, created_at)
-VALUES ($1, $2, $3, $4, $5::uuid[], $6);
+INSERT INTO routes (id, model, tenant_ids, strategy, settings, version, created_at, updated_at)
+VALUES ($1, $2, $3::uuid[], $4, $5::jsonb, $6, $7, $7);
+
+-- name: route_changed
+UPDATE routes SET tenant_ids = $2::uuid[], strategy = $3, settings = $4::jsonb, version = $5,
+    updated_at = $6
+WHERE id = $1;
+
+-- name: route_touched
+-- A change to one of the route's deployments: the route's version covers them.
+UPDATE routes SET version = $2, updated_at = $3
+WHERE id = $1;
 
 -- name: route_deleted
-UPDATE routes SET deleted_at = $2
+UPDATE routes SET deleted_at = $2, version = $3, updated_at = $2
 WHERE id = $1 AND deleted_at IS NULL;
+
+-- name: route_deployments_dropped
+DELETE FROM route_deployments
+WHERE route_id = $1;
+
+-- name: deployment_added
+INSERT INTO route_deployments (
+    id, route_id, provider_id, upstream_model, weight, priority, rpm, tpm, timeouts,
+    continuation, event_position, ordinal, created_at, updated_at
+)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13, $13);
+
+-- name: deployment_changed
+UPDATE route_deployments SET provider_id = $3, upstream_model = $4, weight = $5, priority = $6,
+    rpm = $7, tpm = $8, timeouts = $9::jsonb, continuation = $10, updated_at = $11
+WHERE id = $1 AND route_id = $2;
+
+-- name: deployment_removed
+DELETE FROM route_deployments
+WHERE id = $1 AND route_id = $2;
 
 -- name: policy_set
 INSERT INTO policies (scope, id, policy, updated_at)
@@ -68,5 +116,6 @@ DELETE FROM prices
 WHERE model = $1;
 
 -- name: provider_price_set
-UPDATE providers SET input_per_million = $2, output_per_million = $3
+UPDATE providers SET input_per_million = $2, output_per_million = $3, version = $4,
+    updated_at = $5
 WHERE id = $1;

@@ -19,5 +19,10 @@ class UpstreamRequest(NamedTuple):
 class Adapter(NamedTuple):
     # (base_url, api_key, upstream_model, client body as parsed JSON) -> request
     chat_request: Callable[[str, str | None, str, dict[str, Any]], UpstreamRequest]
-    # (status, body) of a failed upstream response -> the error the client gets
-    error_from_upstream: Callable[[int, bytes], GatewayError]
+    # (status, body, Retry-After in seconds) of a failed upstream response -> the error
+    error_from_upstream: Callable[[int, bytes, float | None], GatewayError]
+    # (client body, the answer's text so far, content events so far) -> a body asking
+    # the upstream to continue that answer
+    continuation_body: Callable[[dict[str, Any], str, int], dict[str, Any]]
+    # does this kind of upstream continue a final assistant message by default?
+    continues: bool

@@ -12,7 +12,14 @@ import asyncpg
 
 from shared.migrate import migrate
 
-__all__ = ["clone_database", "drop_database", "make_template", "server_url", "with_db"]
+__all__ = [
+    "clone_database",
+    "drop_database",
+    "empty_database",
+    "make_template",
+    "server_url",
+    "with_db",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,14 +40,20 @@ def with_db(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-async def make_template(url: str) -> str:
-    name = f"sluice_template_{os.getpid()}"
+async def empty_database(url: str, name: str | None = None) -> str:
+    """A new database with no tables (replacing one of the same name)."""
+    name = name or f"sluice_test_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
+    return name
+
+
+async def make_template(url: str) -> str:
+    name = await empty_database(url, f"sluice_template_{os.getpid()}")
     await asyncio.to_thread(migrate, with_db(url, name))
     return name
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from tests.support.processes import Server, free_port
 
-__all__ = ["Stack", "start_stack"]
+__all__ = ["Stack", "start_control_plane", "start_stack"]
 
 
 @dataclass
@@ -49,6 +50,15 @@ class Stack:
             headers={"authorization": f"Bearer {self.admin_token}"},
             timeout=10,
         )
+
+    async def last_position(self) -> int:
+        """The position of the newest event in the log (0: none)."""
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            position: int = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+        finally:
+            await conn.close()
+        return position
 
     def start_data_plane(self, port: int | None = None) -> Server:
         """Start a data plane (on `port`: again, with the same cache and spool files)."""
@@ -171,6 +181,30 @@ def start_stack(
         control.wait_http(stack.control_plane_url + "/readyz")
         for server, url in zip(planes, stack.data_plane_urls, strict=True):
             server.wait_http(url + "/readyz")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+# Nothing listens there: the base URL of providers that the admin API only records.
+NOWHERE = "http://127.0.0.1:9"
+
+
+def start_control_plane(database_url: str, log_dir: Path, handed_out: list[str]) -> Stack:
+    """Only the control plane, for tests of the admin API alone; `create_provider` gives
+    providers a base URL where nothing listens."""
+    stack = Stack(database_url=database_url, log_dir=log_dir, handed_out=handed_out)
+    stack.handed_out += [stack.upstream_key, stack.admin_token, stack.secret_key]
+    port = free_port()
+    control = Server(
+        f"control-plane-{port}", "control_plane", ["--port", str(port)], stack.env, log_dir
+    )
+    stack.servers.append(control)
+    stack.fake_url = NOWHERE
+    stack.control_plane_url = f"http://127.0.0.1:{port}"
+    try:
+        control.wait_http(stack.control_plane_url + "/readyz")
     except BaseException:
         stack.stop()
         raise

@@ -1,0 +1,270 @@
+"""Attempts up to the commit point.
+
+A request is sent to one deployment after another until one commits: a stream
+commits at its first upstream event, a non-stream with its whole answer. Before
+that nothing has reached the client, so a failure that another attempt may
+mend (connect errors, timeouts, resets, 408/409/429, 5xx, malformed answers) is
+retried: on a deployment this request has not tried if there is one, else on
+the same one after its backoff or Retry-After. Other 4xx are the client's
+answer, except `context_length_exceeded` on a route with a `context_fallback`,
+which moves the request to that route. Bounded by the route's `max_attempts`
+and `deadline`; each attempt by its deployment's timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiohttp
+
+from data_plane.limits import Admission, Limiter
+from data_plane.pipeline.call import Call
+from data_plane.policy import check_model, policies_for
+from data_plane.providers import ADAPTERS, Adapter
+from data_plane.routing.health import DeploymentHealth, Health
+from data_plane.routing.plan import choose
+from data_plane.transport.attempt import Opened, fetch_whole, open_stream, transport_error
+from data_plane.transport.stream import StreamState
+from shared.errors import GatewayError, ModelNotAllowed, NoDeployment, RateLimited, UpstreamError
+from shared.routing import Deployment
+from shared.secrets import SecretBox, SecretKeyError
+from shared.state import Policy, Route, State
+
+__all__ = ["Committed", "Upstreams"]
+
+log = logging.getLogger("sluice.data_plane.attempts")
+
+
+class Committed:
+    """An attempt past its commit point."""
+
+    __slots__ = ("adapter", "body", "deployment", "health", "opened", "state")
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        health: DeploymentHealth,
+        adapter: Adapter,
+        opened: Opened | None,
+        body: bytes = b"",
+        state: StreamState | None = None,
+    ) -> None:
+        self.deployment, self.health, self.adapter = deployment, health, adapter
+        self.opened, self.body, self.state = opened, body, state
+
+
+class Upstreams:
+    """What attempts need: the HTTP session, this replica's health of every
+    deployment, the limiter (for deployments' quotas) and the provider keys."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, health: Health, limiter: Limiter, box: SecretBox
+    ) -> None:
+        self.session, self.health, self.limiter, self.box = session, health, limiter, box
+        # ciphertext -> key, decrypted once; forgotten when the providers change
+        self._keys: dict[str, str] = {}
+        self._providers_seen: object = None
+        self._quota_policies: dict[Deployment, tuple[str, Policy]] = {}
+
+    async def commit(
+        self,
+        call: Call,
+        body: dict[str, Any],
+        stream_state: StreamState | None = None,
+        avoid: str | None = None,
+    ) -> Committed:
+        """Attempt until one commits; raise the last failure when none may. For a
+        continuation, `avoid` is the deployment that just failed and only
+        deployments that continue answers are tried."""
+        route = call.route
+        assert route is not None
+        last: GatewayError | None = None
+        tried: set[str] = set() if avoid is None else {avoid}
+        allowed = None if avoid is None else self._continues(call.state, avoid)
+        # a continuation starts its own deadline, long after the request began
+        deadline = (call.started if avoid is None else time.monotonic()) + route.retry.deadline
+        made = 0
+        while made < route.retry.max_attempts:
+            now = time.monotonic()
+            choice = choose(route, self.health, now, tried, self._admitter(call), allowed)
+            if choice.deployment is None or choice.health is None:
+                wait = None if choice.wait_until is None else choice.wait_until - now
+                if wait is None or wait > route.retry.max_retry_after or now + wait > deadline:
+                    raise last or _unavailable(choice.over_quota, wait)
+                await asyncio.sleep(wait)
+                continue
+            deployment, health = choice.deployment, choice.health
+            made += 1
+            call.attempts += 1
+            call.deployment = deployment
+            tried.add(deployment.id)
+            try:
+                return await self._attempt(call, deployment, health, body, stream_state, deadline)
+            except GatewayError as exc:
+                log.warning(
+                    "request %s: attempt %d on deployment %s failed: %s %s",
+                    call.request_id,
+                    call.attempts,
+                    deployment.id,
+                    exc.code,
+                    exc.detail or exc.message,
+                )
+                if exc.retryable:
+                    health.failed(
+                        time.monotonic(),
+                        f"{exc.code}: {exc.detail or exc.message}",
+                        route.breaker,
+                        route.retry,
+                        exc.retry_after,
+                    )
+                    last = exc
+                    continue
+                health.succeeded(time.monotonic(), None)  # it answered: the request is at fault
+                fallback = self._context_fallback(call, exc)
+                if fallback is None:
+                    raise
+                route, call.route, tried, made = fallback, fallback, set(), 0
+                deadline = time.monotonic() + route.retry.deadline
+        assert last is not None
+        raise last
+
+    async def _attempt(
+        self,
+        call: Call,
+        deployment: Deployment,
+        health: DeploymentHealth,
+        body: dict[str, Any],
+        stream_state: StreamState | None,
+        deadline: float,
+    ) -> Committed:
+        state = call.state
+        provider = state.providers.get(deployment.provider_id)
+        adapter = None if provider is None else ADAPTERS.get(provider.kind)
+        if provider is None or adapter is None:
+            raise UpstreamError("The deployment has no usable provider.", code="no_provider")
+        api_key = self._provider_key(state, provider.api_key_ciphertext)
+        request = adapter.chat_request(provider.base_url, api_key, deployment.upstream_model, body)
+        timeouts = deployment.timeouts
+        started = time.monotonic()
+        limit = timeouts.first_token if call.stream else timeouts.response
+        what = f"{'no first event' if call.stream else 'no answer'} within {limit:g} s"
+        limit = max(min(limit, deadline - started), 0.001)
+        health.begin()
+        try:
+            async with asyncio.timeout(limit):
+                if call.stream:
+                    assert stream_state is not None
+                    if not stream_state.continuing:  # a failed attempt leaves nothing behind
+                        stream_state = StreamState(stream_state.wants_usage, stream_state.keep_text)
+                    opened = await open_stream(
+                        self.session, adapter, request, timeouts, stream_state
+                    )
+                    health.succeeded(opened.first_at, opened.first_at - started)
+                    return Committed(deployment, health, adapter, opened, state=stream_state)
+                answer, call.prompt_tokens, call.completion_tokens = await fetch_whole(
+                    self.session, adapter, request, timeouts
+                )
+        except GatewayError:
+            health.end()
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            health.end()
+            raise transport_error(exc, answered=False, what=what) from None
+        except BaseException:
+            health.end()
+            raise
+        health.end()
+        health.succeeded(time.monotonic(), time.monotonic() - started)
+        return Committed(deployment, health, adapter, None, answer)
+
+    def _admitter(self, call: Call) -> Any:
+        def admit(deployment: Deployment) -> bool:
+            if deployment.rpm is None and deployment.tpm is None:
+                call.quotas.append((deployment, None))
+                return True
+            try:
+                admission: Admission = self.limiter.admit(
+                    [self._quota(deployment)], call.estimate, time.time()
+                )
+            except RateLimited:
+                return False
+            call.quotas.append((deployment, admission))
+            return True
+
+        return admit
+
+    def _quota(self, deployment: Deployment) -> tuple[str, Policy]:
+        found = self._quota_policies.get(deployment)
+        if found is None:
+            if len(self._quota_policies) > 10_000:
+                self._quota_policies.clear()
+            found = self._quota_policies[deployment] = (
+                f"deployment:{deployment.id}",
+                Policy(rpm=deployment.rpm, tpm=deployment.tpm),
+            )
+        return found
+
+    def _continues(self, state: State, avoid: str) -> Any:
+        def allowed(deployment: Deployment) -> bool:
+            if deployment.continuation is not None:
+                return deployment.continuation
+            provider = state.providers.get(deployment.provider_id)
+            adapter = None if provider is None else ADAPTERS.get(provider.kind)
+            return adapter is not None and adapter.continues
+
+        return allowed
+
+    def _context_fallback(self, call: Call, exc: GatewayError) -> Route | None:
+        """The route to move to when the prompt is too long for this one, if any."""
+        route = call.route
+        if exc.code != "context_length_exceeded" or route is None or not route.context_fallback:
+            return None
+        fallback = call.state.route_for_model(route.context_fallback)
+        if fallback is None or fallback.id == route.id or not fallback.allows(call.key.tenant_id):
+            return None
+        try:
+            check_model(policies_for(call.state, call.key), fallback.model)
+        except ModelNotAllowed:
+            return None
+        log.info(
+            "request %s: context too long for %s, on to %s",
+            call.request_id,
+            route.model,
+            fallback.model,
+        )
+        return fallback
+
+    def _provider_key(self, state: State, ciphertext: str | None) -> str | None:
+        if state.providers is not self._providers_seen:  # a key may have been replaced
+            self._keys.clear()
+            self._providers_seen = state.providers
+        if ciphertext is None:
+            return None
+        known = self._keys.get(ciphertext)
+        if known is not None:
+            return known
+        try:
+            plain = self.box.decrypt(ciphertext)
+        except SecretKeyError:
+            raise UpstreamError(
+                "The provider's key cannot be decrypted.", code="no_provider"
+            ) from None
+        self._keys[ciphertext] = plain
+        return plain
+
+
+def _unavailable(over_quota: bool, wait: float | None) -> GatewayError:
+    retry_after = max(round(wait), 1) if wait is not None else 1
+    if over_quota:
+        return RateLimited(
+            "Every deployment of this model is at its quota. Try again shortly.",
+            code="deployment_quota_exceeded",
+            retry_after=retry_after,
+        )
+    return NoDeployment(
+        "No deployment of this model is available right now. Try again shortly.",
+        headers=((b"retry-after", b"%d" % retry_after),),
+    )

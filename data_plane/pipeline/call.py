@@ -1,0 +1,53 @@
+"""One client request as it goes through the pipeline, and what became of it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from data_plane.limits import Admission
+from shared.routing import Deployment
+from shared.state import ApiKey, Route, State
+
+__all__ = ["Call"]
+
+
+@dataclass(slots=True)
+class Call:
+    request_id: uuid.UUID
+    started: float  # time.monotonic()
+    created_at: datetime
+    state: State  # read once, at the start: a swap meanwhile does not change this request
+    key: ApiKey
+    model: str = ""
+    stream: bool = False
+    wants_usage: bool = False
+    body: dict[str, Any] | None = None  # kept only while a continuation may need it
+    route: Route | None = None  # the route that answers (a context fallback changes it)
+    estimate: int = 0  # prompt tokens, estimated
+    in_flight_cost: float = 0.0
+    admission: Admission | None = None  # the tenant's and key's limits
+    # per attempt: the deployment's quota admission (None: no quota), settled at the end
+    quotas: list[tuple[Deployment, Admission | None]] = field(default_factory=list)
+    deployment: Deployment | None = None  # the one that answered, else the last tried
+    attempts: int = 0
+    # what became of it
+    status: int = 0
+    error_code: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    content_events: int = 0
+    first_byte: float | None = None  # time.monotonic() of the first byte to the client
+    disconnected: bool = False
+    malformed_events: int = 0
+
+    def id_headers(self) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"x-request-id", str(self.request_id).encode()),
+            (b"x-sluice-attempts", b"%d" % self.attempts),
+        ]
+        if self.deployment is not None:
+            headers.append((b"x-sluice-deployment", self.deployment.id.encode()))
+        return headers

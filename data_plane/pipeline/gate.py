@@ -1,0 +1,99 @@
+"""The gate: who is calling, what they ask for, and whether their policies let it
+through. All in memory, once per request."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from data_plane.asgi import Scope, header
+from data_plane.budgets import Budgets
+from data_plane.limits import Limiter
+from data_plane.pipeline.call import Call
+from data_plane.policy import apply_max_tokens, check_model, estimate_prompt_tokens, policies_for
+from shared.errors import (
+    AuthenticationError,
+    BadRequest,
+    ModelNotAllowed,
+    ModelNotFound,
+    echo,
+)
+from shared.secrets import hash_client_key
+from shared.state import ApiKey, Route, State
+
+__all__ = ["authenticate", "authorize", "budget_scopes", "pass_gate", "route_for"]
+
+_decode = msgspec.json.Decoder().decode
+
+
+def authenticate(state: State, scope: Scope) -> ApiKey:
+    value = header(scope, b"authorization")
+    if value is None:
+        raise AuthenticationError(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            code="missing_api_key",
+        )
+    scheme, _, token = value.decode("latin-1").partition(" ")
+    key = state.key_by_hash(hash_client_key(token.strip())) if scheme.lower() == "bearer" else None
+    if key is None or key.tenant_id not in state.tenants:
+        raise AuthenticationError("Incorrect API key provided.")
+    return key
+
+
+def route_for(state: State, key: ApiKey, model: str) -> Route:
+    route = state.route_for_model(model)
+    if route is None:
+        raise ModelNotFound(f"The model `{echo(model)}` does not exist.", param="model")
+    if not route.allows(key.tenant_id):
+        raise ModelNotAllowed(f"This key may not use the model `{echo(model)}`.", param="model")
+    return route
+
+
+authorize = route_for
+
+
+def parse_chat(body: bytes) -> tuple[dict[str, Any], str, bool]:
+    try:
+        data = _decode(body)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a string.", param="model")
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("'stream' must be a boolean.", param="stream")
+    return data, model, stream
+
+
+def budget_scopes(key: ApiKey) -> tuple[str, str]:
+    return f"tenant:{key.tenant_id}", f"key:{key.id}"
+
+
+def _wants_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def pass_gate(call: Call, raw: bytes, limiter: Limiter, budgets: Budgets) -> dict[str, Any]:
+    """Check the request against the key's policies and admit it to their limits;
+    the body to send upstream. Fills `call` as it learns."""
+    state = call.state
+    body, call.model, call.stream = parse_chat(raw)
+    call.route = route_for(state, call.key, call.model)
+    policies = policies_for(state, call.key)
+    check_model(policies, call.model)
+    body = apply_max_tokens(policies, body)
+    budgets.check(state, policies)
+    call.wants_usage = _wants_usage(body)
+    if call.stream and not call.wants_usage:  # the gateway needs the usage of every stream
+        options = body.get("stream_options")
+        options = options if isinstance(options, dict) else {}
+        body = {**body, "stream_options": {**options, "include_usage": True}}
+    call.estimate = estimate_prompt_tokens(body)
+    call.admission = limiter.admit(policies, call.estimate, time.time())
+    return body

@@ -1,0 +1,175 @@
+"""After the commit point: relaying the answer to the client.
+
+A non-stream is sent whole. A stream is relayed as its events arrive; it is
+complete once its finish reason has come (the relay then ends it with
+`[DONE]`, whether or not the upstream sent one). If it breaks before that (cut,
+idle past the deployment's timeout, an error event) and the route allows
+continuation, another deployment that continues answers is asked to continue
+this one, and its events are spliced in; otherwise, or if no continuation
+commits, the stream ends with the first failure's error event. If the client
+leaves, the upstream request is dropped at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiohttp
+
+from data_plane.asgi import JSON, Receive, Send, send_response
+from data_plane.pipeline.attempts import Committed, Upstreams
+from data_plane.pipeline.call import Call
+from data_plane.transport.attempt import transport_error
+from data_plane.transport.stream import StreamState
+from shared.errors import GatewayError, UpstreamError
+from shared.sse import DONE, frame
+
+__all__ = ["relay_stream", "send_whole"]
+
+log = logging.getLogger("sluice.data_plane.relay")
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_DONE_EVENT = frame(DONE)
+
+
+async def send_whole(
+    call: Call, committed: Committed, send: Send, headers: list[tuple[bytes, bytes]]
+) -> None:
+    call.status = 200
+    call.first_byte = time.monotonic()
+    await send_response(send, 200, committed.body, [JSON, *headers])
+
+
+async def relay_stream(
+    upstreams: Upstreams,
+    call: Call,
+    committed: Committed,
+    body: dict[str, Any] | None,
+    receive: Receive,
+    send: Send,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """Relay in this task; a second one waits for the client to leave and then
+    cancels this one, which drops the upstream connection at once."""
+    call.status = 200
+    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + headers})
+    relaying = asyncio.current_task()
+    assert relaying is not None
+    # The server reports a disconnect also once the response is complete; nothing
+    # below may await between the last send and `watch.cancel()`.
+    watch = asyncio.ensure_future(_cancel_on_disconnect(receive, relaying, call))
+    state = committed.state
+    assert state is not None
+    try:
+        await _relay(upstreams, call, committed, state, body, send)
+    except asyncio.CancelledError:
+        # the watch's cancellation is expected; any other (a shutdown) goes on
+        if not call.disconnected or relaying.uncancel() > 0:
+            raise
+    except OSError:  # the client went away while we were writing to it
+        call.disconnected = True
+    finally:
+        watch.cancel()
+        call.content_events = state.content_events
+        call.malformed_events = state.malformed
+        if state.prompt_tokens is not None:
+            call.prompt_tokens, call.completion_tokens = (
+                state.prompt_tokens,
+                state.completion_tokens,
+            )
+
+
+async def _relay(
+    upstreams: Upstreams,
+    call: Call,
+    committed: Committed,
+    state: StreamState,
+    body: dict[str, Any] | None,
+    send: Send,
+) -> None:
+    first_failure: GatewayError | None = None
+    while True:
+        try:
+            await _pump(call, committed, state, send)
+            break
+        except GatewayError as exc:
+            route = call.route
+            committed.health.failed(
+                time.monotonic(),
+                f"{exc.code}: {exc.detail or exc.message}",
+                route.breaker,  # type: ignore[union-attr]
+                route.retry,  # type: ignore[union-attr]
+                exc.retry_after,
+            )
+            log.warning(
+                "request %s: stream from deployment %s broke: %s",
+                call.request_id,
+                committed.deployment.id,
+                exc.code,
+            )
+            first_failure = first_failure or exc
+            if body is None or not state.continuable or route is None or not route.continuation:
+                raise first_failure from None
+            following = await _continuation(upstreams, call, committed, state, body)
+            if following is None:
+                raise first_failure from None
+            committed = following
+    await send({"type": "http.response.body", "body": _DONE_EVENT, "more_body": False})
+
+
+async def _pump(call: Call, committed: Committed, state: StreamState, send: Send) -> None:
+    opened = committed.opened
+    assert opened is not None
+    resp, decoder = opened.resp, opened.decoder
+    try:
+        if opened.first:
+            if call.first_byte is None:
+                call.first_byte = time.monotonic()
+            await send({"type": "http.response.body", "body": opened.first, "more_body": True})
+            opened.first = b""
+        try:
+            async for chunk in resp.content.iter_any():
+                ready = state.take(decoder.feed(chunk))
+                if ready:
+                    await send({"type": "http.response.body", "body": ready, "more_body": True})
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            if state.finished:
+                return  # the answer was complete; only the upstream's goodbye was lost
+            idle = committed.deployment.timeouts.idle
+            raise transport_error(exc, answered=True, what=f"no event for {idle:g} s") from None
+        if not state.finished:
+            raise UpstreamError(
+                "The upstream's stream ended before the answer was complete.",
+                code="upstream_incomplete",
+            )
+    finally:
+        resp.close()
+        committed.health.end()
+
+
+async def _continuation(
+    upstreams: Upstreams, call: Call, committed: Committed, state: StreamState, body: dict[str, Any]
+) -> Committed | None:
+    """Ask another deployment to continue the answer; None if none will."""
+    state.begin_continuation()
+    adapter = committed.adapter
+    asked = adapter.continuation_body(body, state.prefill(), state.content_events)
+    try:
+        return await upstreams.commit(call, asked, state, avoid=committed.deployment.id)
+    except GatewayError as exc:
+        log.warning("request %s: no continuation (%s)", call.request_id, exc.code)
+        return None
+
+
+async def _cancel_on_disconnect(receive: Receive, relaying: asyncio.Task[None], call: Call) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    call.disconnected = True
+    relaying.cancel()

@@ -1,0 +1,1 @@
+"""Talking to upstreams: one attempt at a time, and reading what a stream says."""

@@ -1,0 +1,171 @@
+"""One attempt at one upstream, up to the commit point.
+
+`open_stream` returns once the upstream has sent its first valid event (the
+response and the bytes to relay first); `fetch_whole` returns a complete,
+well-formed non-streaming answer. Anything else raises a `GatewayError` that
+names what went wrong (`code`) and says whether another attempt may succeed.
+Nothing here touches the client.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+import aiohttp
+import msgspec
+
+from data_plane.providers import Adapter, UpstreamRequest
+from data_plane.transport.stream import StreamState
+from shared.errors import GatewayError, UpstreamError, UpstreamTimeout
+from shared.routing import Timeouts
+from shared.sse import SSEDecoder
+
+__all__ = ["Opened", "client_timeout", "fetch_whole", "open_stream", "transport_error"]
+
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _Answer(msgspec.Struct):
+    choices: list[msgspec.Raw]
+    usage: _Usage | None = None
+
+
+_answer = msgspec.json.Decoder(_Answer).decode
+
+
+class Opened:
+    """A stream past its commit point: the response, its decoder and what to send first."""
+
+    __slots__ = ("decoder", "first", "first_at", "resp")
+
+    def __init__(
+        self, resp: aiohttp.ClientResponse, decoder: SSEDecoder, first: bytes, first_at: float
+    ) -> None:
+        self.resp, self.decoder, self.first, self.first_at = resp, decoder, first, first_at
+
+
+@lru_cache(maxsize=1024)
+def client_timeout(timeouts: Timeouts, stream: bool) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for an attempt: connect, and the longest silence on the
+    socket (a stream's idle gap; the whole answer of a non-stream)."""
+    return aiohttp.ClientTimeout(
+        total=timeouts.total,
+        connect=timeouts.connect,
+        sock_connect=timeouts.connect,
+        sock_read=timeouts.idle if stream else timeouts.response,
+    )
+
+
+async def _refusal(adapter: Adapter, resp: aiohttp.ClientResponse) -> GatewayError:
+    body = await resp.content.read(_ERROR_BODY_LIMIT)
+    return adapter.error_from_upstream(resp.status, body, _retry_after(resp))
+
+
+def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
+    """Retry-After in seconds (delta-seconds; an HTTP date is read as 'soon')."""
+    raw = resp.headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        return 1.0
+
+
+async def open_stream(
+    session: aiohttp.ClientSession,
+    adapter: Adapter,
+    request: UpstreamRequest,
+    timeouts: Timeouts,
+    state: StreamState,
+) -> Opened:
+    """Send, and read up to the first event, within `timeouts.first_token`. The caller
+    wraps this in `asyncio.timeout(first_token)`; a timeout is reported by it."""
+    resp = await session.post(
+        request.url,
+        data=request.body,
+        headers=request.headers,
+        timeout=client_timeout(timeouts, True),
+    )
+    try:
+        if resp.status >= 400:
+            raise await _refusal(adapter, resp)
+        decoder = SSEDecoder()
+        malformed = state.malformed
+        while True:
+            chunk = await resp.content.readany()
+            if not chunk:
+                raise UpstreamError(
+                    "The upstream ended the stream before its first event.",
+                    code="upstream_incomplete",
+                )
+            first = state.take(decoder.feed(chunk))
+            if state.malformed > malformed:
+                raise UpstreamError(
+                    "The upstream's stream began with a malformed event.",
+                    code="upstream_malformed",
+                )
+            if first:
+                return Opened(resp, decoder, first, time.monotonic())
+    except BaseException:
+        resp.close()
+        raise
+
+
+async def fetch_whole(
+    session: aiohttp.ClientSession, adapter: Adapter, request: UpstreamRequest, timeouts: Timeouts
+) -> tuple[bytes, int | None, int | None]:
+    """A whole non-streaming answer and its (prompt, completion) usage if it said."""
+    async with session.post(
+        request.url,
+        data=request.body,
+        headers=request.headers,
+        timeout=client_timeout(timeouts, False),
+    ) as resp:
+        if resp.status >= 400:
+            raise await _refusal(adapter, resp)
+        body = await resp.read()
+    try:
+        answer = _answer(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        error = UpstreamError("The upstream's answer was malformed.", code="upstream_malformed")
+        error.detail = f"HTTP {resp.status}: {body[:300].decode('utf-8', 'replace')}"
+        raise error from None
+    usage = answer.usage
+    return (
+        body,
+        None if usage is None else usage.prompt_tokens,
+        (None if usage is None else usage.completion_tokens),
+    )
+
+
+def transport_error(exc: BaseException, *, answered: bool, what: str) -> GatewayError:
+    """Name a transport failure for what it was. `answered`: the upstream had begun
+    its answer (a stream past its first event)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamTimeout(
+            "Connecting to the upstream timed out.", code="upstream_connect_timeout"
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamError("The upstream could not be reached.", code="upstream_connect_error")
+    if isinstance(exc, TimeoutError):  # aiohttp's socket-read timeouts are TimeoutErrors too
+        if answered:
+            return UpstreamTimeout(f"The upstream stopped sending ({what}).", code="upstream_idle")
+        return UpstreamTimeout(f"The upstream did not answer in time ({what}).")
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError | OSError):
+        if answered:
+            return UpstreamError(
+                "The upstream closed the connection mid-answer.", code="upstream_reset"
+            )
+        return UpstreamError(
+            "The upstream closed the connection before answering.", code="upstream_reset"
+        )
+    return UpstreamError(
+        f"The upstream connection failed ({type(exc).__name__}).", code="upstream_error"
+    )

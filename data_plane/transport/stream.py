@@ -1,0 +1,194 @@
+"""What an upstream chat stream has said so far, read event by event.
+
+`StreamState.take` gets the data of complete SSE events (framing is
+`shared.sse`'s) and returns the bytes to relay: valid events re-framed, the
+upstream's `[DONE]` held back (the relay sends it once the answer is complete),
+malformed events dropped and counted, the usage event read (and dropped when
+the client did not ask for it). It notes whether a finish reason arrived, so a
+stream that stops before it is known to be cut short, and, when continuation is
+possible, the text streamed so far.
+
+A continuation (`continuing`) is spliced into the first stream: its events are
+rewritten to carry the first stream's id, created time, model and fingerprint,
+its opening role event is dropped, and its usage event is rewritten to count
+the whole answer once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from shared.errors import UpstreamError
+from shared.sse import DONE, frame
+
+__all__ = ["ENVELOPE", "StreamState"]
+
+ENVELOPE = ("id", "created", "model", "system_fingerprint")
+
+
+class _Delta(msgspec.Struct):
+    role: str | None = None
+    content: str | None = None
+    tool_calls: list[msgspec.Raw] | None = None
+    function_call: Any = None
+
+
+class _Choice(msgspec.Struct):
+    index: int = 0
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_Choice] = []
+    usage: _Usage | None = None
+    error: Any = None
+
+
+_chunk = msgspec.json.Decoder(_Chunk).decode
+_any = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+class StreamState:
+    __slots__ = (
+        "completion_tokens",
+        "content_events",
+        "continuable",
+        "continuing",
+        "envelope",
+        "events",
+        "finished",
+        "keep_text",
+        "malformed",
+        "prefill_events",
+        "prompt_tokens",
+        "text",
+        "wants_usage",
+    )
+
+    def __init__(self, wants_usage: bool, keep_text: bool) -> None:
+        self.wants_usage = wants_usage
+        self.keep_text = keep_text
+        self.continuable = keep_text  # text only, one choice: it can be continued elsewhere
+        self.text: list[str] = []
+        self.content_events = 0  # events that carried content (≈ tokens)
+        self.events = 0
+        self.finished = False
+        self.malformed = 0
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.envelope: dict[str, Any] | None = None
+        self.continuing = False
+        self.prefill_events = 0
+
+    def take(self, payloads: list[bytes]) -> bytes:
+        out = []
+        for data in payloads:
+            if data == DONE:
+                continue
+            try:
+                chunk = _chunk(data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                self.malformed += 1
+                continue
+            if chunk.error is not None:
+                error = UpstreamError(
+                    "The upstream sent an error event mid-stream.",
+                    code="upstream_stream_error",
+                )
+                error.detail = data[:300].decode("utf-8", "replace")
+                raise error
+            keep = self._read(chunk)
+            if self.continuing and chunk.usage is not None:
+                self._whole_usage()
+            if self.keep_text and self.events == 0 and not self.continuing:
+                self.envelope = _envelope(data)
+            if self.continuing:
+                data = self._rewrite(data, chunk, keep)
+            elif not keep:
+                data = b""
+            self.events += 1
+            if data:
+                out.append(frame(data))
+        return b"".join(out)
+
+    def _read(self, chunk: _Chunk) -> bool:
+        """Note what the event says; False if it is not for the client."""
+        for choice in chunk.choices:
+            if choice.finish_reason is not None:
+                self.finished = True
+            delta = choice.delta
+            if delta is None:
+                continue
+            if delta.content:
+                self.content_events += 1
+                if self.keep_text:
+                    self.text.append(delta.content)
+            if delta.tool_calls or delta.function_call or choice.index:
+                self.continuable = False
+        if chunk.usage is not None:
+            self.prompt_tokens = chunk.usage.prompt_tokens
+            self.completion_tokens = chunk.usage.completion_tokens
+            if not chunk.choices and not self.wants_usage:
+                return False
+        return True
+
+    def begin_continuation(self) -> None:
+        """What follows comes from another upstream continuing this answer."""
+        self.continuing = True
+        self.prefill_events = self.content_events
+
+    def _rewrite(self, data: bytes, chunk: _Chunk, keep: bool) -> bytes:
+        if not keep:
+            return b""
+        if chunk.choices and all(_opening(c) for c in chunk.choices):
+            return b""  # the continuation's own role event: the client had one
+        doc = _any(data)
+        if not isinstance(doc, dict) or self.envelope is None:
+            return data
+        for name, value in self.envelope.items():
+            if name in doc:
+                doc[name] = value
+        usage = doc.get("usage")
+        if isinstance(usage, dict) and chunk.usage is not None:
+            usage["prompt_tokens"] = self.prompt_tokens
+            usage["completion_tokens"] = self.completion_tokens
+            if "total_tokens" in usage:
+                usage["total_tokens"] = (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+        return _encode(doc)
+
+    def _whole_usage(self) -> None:
+        """The continuation's usage counts the prefill as prompt; the client sees the
+        whole answer's: the prompt once, and every completion token."""
+        streamed = self.prefill_events
+        self.prompt_tokens = max((self.prompt_tokens or 0) - streamed, 0)
+        self.completion_tokens = (self.completion_tokens or 0) + streamed
+
+    def prefill(self) -> str:
+        return "".join(self.text)
+
+
+def _opening(choice: _Choice) -> bool:
+    delta = choice.delta
+    return (
+        choice.finish_reason is None
+        and delta is not None
+        and delta.role is not None
+        and not delta.content
+        and not delta.tool_calls
+    )
+
+
+def _envelope(data: bytes) -> dict[str, Any] | None:
+    doc = _any(data)
+    if not isinstance(doc, dict):
+        return None
+    return {name: doc[name] for name in ENVELOPE if name in doc}
