@@ -24,6 +24,7 @@ from data_plane.routing.health import Health
 from data_plane.routing.report import HealthCollector
 from data_plane.snapshot import SnapshotHolder
 from data_plane.sync import Follower
+from data_plane.transport.attempt import client_timeout
 from data_plane.usage import UsageRecord, UsageRecorder
 from shared.config import Settings
 from shared.errors import (
@@ -33,6 +34,7 @@ from shared.errors import (
     NotFound,
     ServiceUnavailable,
 )
+from shared.routing import Timeouts
 from shared.secrets import SecretBox
 from shared.snapshot_codec import state_digest
 
@@ -158,11 +160,8 @@ class DataPlane:
         gc.collect()
         gc.freeze()  # what was imported and built at start is never garbage
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=self.settings.upstream_connect_timeout,
-            sock_read=self.settings.upstream_read_timeout,
-        )
+        # every attempt brings its deployment's timeouts; these only back them up
+        timeout = client_timeout(Timeouts(), True)
         session = aiohttp.ClientSession(
             timeout=timeout,
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),

@@ -23,8 +23,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     control_plane_port: int = 8081
     data_plane_host: str = "127.0.0.1"
     data_plane_port: int = 8080
-    upstream_connect_timeout: float = 5.0
-    upstream_read_timeout: float = 300.0
     sync_poll_interval: float = 5.0
     max_request_bytes: int = 8 * 1024 * 1024
     log_level: str = "info"
