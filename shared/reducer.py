@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import singledispatch
+from typing import Any
 
 import msgspec
 from immutables import Map
@@ -169,17 +170,7 @@ def _(p: ProviderDeleted, state: State) -> State:
 
 @_apply.register
 def _(p: RouteCreated, state: State) -> State:
-    route = Route(
-        id=p.id,
-        model=p.model,
-        tenant_ids=None if p.tenant_ids is None else frozenset(p.tenant_ids),
-        deployments=p.served_by(),
-        strategy=p.strategy,
-        retry=p.retry,
-        breaker=p.breaker,
-        continuation=p.continuation,
-        context_fallback=p.context_fallback,
-    )
+    route = Route(id=p.id, model=p.model, deployments=p.served_by(), **_route_settings(p))
     routes, by_model = state.routes, state.route_ids_by_model
     replaced = by_model.get(p.model)
     if replaced is not None:
@@ -187,6 +178,18 @@ def _(p: RouteCreated, state: State) -> State:
     return msgspec.structs.replace(
         state, routes=routes.set(p.id, route), route_ids_by_model=by_model.set(p.model, p.id)
     )
+
+
+def _route_settings(p: RouteCreated | RouteChanged) -> dict[str, Any]:
+    """A route's settings as an event states them (everything but its deployments)."""
+    return {
+        "tenant_ids": None if p.tenant_ids is None else frozenset(p.tenant_ids),
+        "strategy": p.strategy,
+        "retry": p.retry,
+        "breaker": p.breaker,
+        "continuation": p.continuation,
+        "context_fallback": p.context_fallback,
+    }
 
 
 def _with_route(state: State, route: Route) -> State:
@@ -198,15 +201,7 @@ def _(p: RouteChanged, state: State) -> State:
     route = state.routes.get(p.id)
     if route is None:
         return state
-    changed = msgspec.structs.replace(
-        route,
-        tenant_ids=None if p.tenant_ids is None else frozenset(p.tenant_ids),
-        strategy=p.strategy,
-        retry=p.retry,
-        breaker=p.breaker,
-        continuation=p.continuation,
-        context_fallback=p.context_fallback,
-    )
+    changed = msgspec.structs.replace(route, **_route_settings(p))
     return _with_route(state, changed)
 
 
