@@ -128,6 +128,7 @@ async def _pump(call: Call, committed: Committed, state: StreamState, send: Send
     opened = committed.opened
     assert opened is not None
     resp, decoder = opened.resp, opened.decoder
+    whole = False  # read to its end: the connection may serve another request
     try:
         if opened.first:
             if call.first_byte is None:
@@ -144,13 +145,17 @@ async def _pump(call: Call, committed: Committed, state: StreamState, send: Send
                 return  # the answer was complete; only the upstream's goodbye was lost
             idle = committed.deployment.timeouts.idle
             raise transport_error(exc, answered=True, what=f"no event for {idle:g} s") from None
+        whole = True
         if not state.finished:
             raise UpstreamError(
                 "The upstream's stream ended before the answer was complete.",
                 code="upstream_incomplete",
             )
     finally:
-        resp.close()
+        if whole:
+            resp.release()
+        else:
+            resp.close()
         committed.health.end()
 
 
