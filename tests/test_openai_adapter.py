@@ -25,12 +25,14 @@ def test_chat_request_replaces_only_the_model() -> None:
     assert "authorization" not in keyless.headers
 
 
-def test_rate_limit_passes_through_with_its_status_and_code() -> None:
+def test_rate_limit_passes_through_with_its_status_and_retry_after() -> None:
     body = (FIXTURES / "error_rate_limit.json").read_bytes()
     exc = adapter.error_from_upstream(429, body, 2.0)
     assert isinstance(exc, UpstreamRefused)
-    assert (exc.status, exc.type, exc.code) == (429, "requests", "rate_limit_exceeded")
-    assert exc.message.startswith("Rate limit reached")
+    assert (exc.status, exc.type, exc.code) == (429, "upstream_error", "upstream_rate_limited")
+    # the upstream's words name its account and organisation: the log gets them, not the tenant
+    assert "Rate limit reached" not in exc.message
+    assert "Rate limit reached" in exc.detail
     assert exc.retryable
     assert exc.retry_after == 2.0
     assert (b"retry-after", b"2") in exc.headers  # passed on when the client gets the 429

@@ -37,6 +37,10 @@ __all__ = ["Committed", "Upstreams"]
 
 log = logging.getLogger("sluice.data_plane.attempts")
 
+# seconds: less of the deadline left is no time for an attempt (the timeout that ended
+# the previous one may fire a timer tick early)
+_NO_TIME = 0.01
+
 
 class Committed:
     """An attempt past its commit point."""
@@ -89,6 +93,8 @@ class Upstreams:
         made = 0
         while made < route.retry.max_attempts:
             now = time.monotonic()
+            if last is not None and deadline - now < _NO_TIME:
+                raise last  # no time for another attempt (which would blame its deployment)
             choice = choose(route, self.health, now, tried, self._admitter(call), allowed)
             if choice.deployment is None or choice.health is None:
                 wait = None if choice.wait_until is None else choice.wait_until - now
@@ -150,8 +156,8 @@ class Upstreams:
         timeouts = deployment.timeouts
         started = time.monotonic()
         limit = timeouts.first_token if call.stream else timeouts.response
-        what = f"{'no first event' if call.stream else 'no answer'} within {limit:g} s"
         limit = max(min(limit, deadline - started), 0.001)
+        what = f"{'no first event' if call.stream else 'no answer'} within {round(limit, 2):g} s"
         health.begin()
         try:
             async with asyncio.timeout(limit):

@@ -79,6 +79,12 @@ async def relay_stream(
         watch.cancel()
         call.content_events = state.content_events
         call.malformed_events = state.malformed
+        if state.malformed:
+            log.warning(
+                "request %s: dropped %d malformed event(s) of the upstream's stream",
+                call.request_id,
+                state.malformed,
+            )
         if state.prompt_tokens is not None:
             call.prompt_tokens, call.completion_tokens = (
                 state.prompt_tokens,

@@ -42,9 +42,10 @@ def chat_request(
 
 
 def error_from_upstream(status: int, body: bytes, retry_after: float | None) -> GatewayError:
-    """4xx keep the upstream's status, type, code and (shortened) message; 401/403
-    concern the gateway's credentials; 5xx become a generic 502 (the upstream's
-    words go to the log only)."""
+    """4xx keep the upstream's status, type, code and (shortened) message, except
+    408/409/429 (the upstream's own load: a generic message, its Retry-After kept)
+    and 401/403 (the gateway's credentials); 5xx become a generic 502. The
+    upstream's words always go to the log (`detail`)."""
     try:
         detail = msgspec.json.decode(body, type=_ErrorBody).error
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -55,6 +56,15 @@ def error_from_upstream(status: int, body: bytes, retry_after: float | None) -> 
         error: GatewayError = UpstreamError(
             f"The upstream refused the gateway's credentials (HTTP {status}).",
             code="upstream_auth_failed",
+        )
+    elif status in (408, 409, 429):  # the upstream's own trouble (its words may name its account)
+        error = UpstreamRefused(
+            status,
+            f"The upstream refused the request for now (HTTP {status}).",
+            "upstream_error",
+            "upstream_rate_limited" if status == 429 else "upstream_busy",
+            None,
+            retry_after=retry_after,
         )
     elif 400 <= status < 500:
         message = (detail.message or f"The upstream refused the request (HTTP {status}).")[

@@ -97,7 +97,8 @@ async def open_stream(
         if resp.status >= 400:
             raise await _refusal(adapter, resp)
         decoder = SSEDecoder()
-        malformed = state.malformed
+        malformed, valid = state.malformed, state.events
+        first: list[bytes] = []
         while True:
             chunk = await resp.content.readany()
             if not chunk:
@@ -105,14 +106,18 @@ async def open_stream(
                     "The upstream ended the stream before its first event.",
                     code="upstream_incomplete",
                 )
-            first = state.take(decoder.feed(chunk))
-            if state.malformed > malformed:
-                raise UpstreamError(
-                    "The upstream's stream began with a malformed event.",
-                    code="upstream_malformed",
-                )
-            if first:
-                return Opened(resp, decoder, first, time.monotonic())
+            # one event at a time: a read may bring the first events and, after them, a
+            # malformed one, which is past the commit point (dropped, not retried)
+            for data in decoder.feed(chunk):
+                began = state.events > valid
+                first.append(state.take([data]))
+                if not began and state.malformed > malformed:
+                    raise UpstreamError(
+                        "The upstream's stream began with a malformed event.",
+                        code="upstream_malformed",
+                    )
+            if any(first):
+                return Opened(resp, decoder, b"".join(first), time.monotonic())
     except BaseException:
         resp.close()
         raise
