@@ -58,7 +58,8 @@ class RetryPolicy(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=T
     whole answer of a non-stream)."""
 
     max_attempts: int = 3
-    deadline: float = 60.0  # seconds for all attempts of one request
+    # seconds for all attempts of one request: at least a non-stream's `response` timeout
+    deadline: float = 120.0
     backoff: float = 0.05  # first wait before retrying the same deployment, doubled each time
     max_backoff: float = 2.0
     max_retry_after: float = 10.0  # a longer Retry-After is not waited for: the client gets it
