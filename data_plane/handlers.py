@@ -62,7 +62,9 @@ class Gateway:
             assert route is not None
             stream_state = None
             if call.stream:
-                stream_state = StreamState(call.wants_usage, keep_text=route.continuation)
+                n = body.get("n")
+                choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+                stream_state = StreamState(call.wants_usage, route.continuation, choices)
             committed = await self.upstreams.commit(call, body, stream_state)
             assert call.admission is not None
             headers = [*call.admission.headers, *call.id_headers()]
@@ -97,5 +99,5 @@ def _for_client(call: Call, exc: GatewayError) -> None:
     every error after the gate says how many attempts it took."""
     if exc.type == "upstream_error" and str(call.request_id) not in exc.message:
         exc.message = f"{exc.message} Request id: {call.request_id}."
-    if call.attempts or exc.type == "upstream_error":
+    if call.admission is not None or call.attempts:
         exc.headers = (*exc.headers, *call.id_headers())

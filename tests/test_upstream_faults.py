@@ -10,6 +10,7 @@ never more attempts at the failing upstream than the route's `max_attempts`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -291,6 +292,38 @@ async def test_a_prompt_too_long_moves_to_the_context_fallback_once(
     assert (await settled_stats(healthy))["by_status"] == {"200": 1}
     row = await usage_of(stack, resp)
     assert (row["status"], row["model"], str(row["deployment_id"])) == (200, large, answered)
+
+
+async def test_context_fallbacks_that_lead_back_end_with_the_upstreams_400(
+    stack: Stack, failing: str, healthy: str, fresh_key: str, http: httpx.AsyncClient
+) -> None:
+    """A → B → A: each route is tried once, then the client gets the 400 (no loop)."""
+    await set_faults(failing, context_window=5)
+    await set_faults(healthy, context_window=5)
+    b_model, b_route = await open_route(stack, fresh_key, [await on_fake(stack, healthy)])
+    a_deployments = [await on_fake(stack, failing)]
+    a_model, _ = await open_route(stack, fresh_key, a_deployments, context_fallback=b_model)
+    async with stack.admin() as admin:
+        changed = await admin.patch(f"/routes/{b_route['id']}", json={"context_fallback": a_model})
+        assert changed.status_code == 200, changed.text
+    await _until_every_plane_has(stack, await stack.last_position())
+
+    resp = await chat(http, stack.data_plane_urls[0], fresh_key, a_model, max_tokens=10)
+
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == "context_length_exceeded"
+    assert resp.headers["x-sluice-attempts"] == "2"
+    assert (await settled_stats(failing))["chat_requests"] == 1
+    assert (await settled_stats(healthy))["chat_requests"] == 1
+
+
+async def _until_every_plane_has(stack: Stack, position: int, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=2) as client:
+        for url in stack.data_plane_urls:
+            while (await client.get(f"{url}/debug/snapshot")).json()["position"] < position:
+                assert time.monotonic() < deadline, f"{url} is behind {position}"
+                await asyncio.sleep(0.02)
 
 
 async def test_a_prompt_too_long_without_a_context_fallback_gets_the_upstreams_400(

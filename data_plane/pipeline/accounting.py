@@ -27,6 +27,19 @@ def _clean(code: str | None) -> str | None:
     return None if code is None else code.replace("\0", "")[:100]
 
 
+def _shares(call: Call, prompt: int, completion: int) -> dict[int, int]:
+    """Tokens each committed attempt used, by its index in `call.quotas`: the first
+    the prompt and what it streamed, a continuation what it streamed. Failed attempts
+    used none (nothing was streamed before the commit point)."""
+    if call.first_byte is None:
+        return {}
+    starts = [before for _, before in call.answered] + [completion]
+    return {
+        index: (prompt if n == 0 else 0) + max(starts[n + 1] - before, 0)
+        for n, (index, before) in enumerate(call.answered)
+    }
+
+
 def begin(call: Call, budgets: Budgets) -> None:
     """Count the request's estimated cost against budgets while it runs."""
     route = call.route
@@ -48,11 +61,10 @@ def settle(call: Call, limiter: Limiter, budgets: Budgets, usage: UsageRecorder)
     prompt, completion = min(prompt, _INT4), min(completion, _INT4)
     if call.admission is not None:
         limiter.settle(call.admission, prompt + completion)
-    # the answering attempt (the last one) used the tokens; the failed ones none
+    used = _shares(call, prompt, completion)
     for i, (_, admission) in enumerate(call.quotas):
         if admission is not None:
-            answered = call.first_byte is not None and i == len(call.quotas) - 1
-            limiter.settle(admission, prompt + completion if answered else 0)
+            limiter.settle(admission, used.get(i, 0))
     route, deployment = call.route, call.deployment
     price = (
         None

@@ -40,24 +40,38 @@ log = logging.getLogger("sluice.data_plane.attempts")
 # seconds: less of the deadline left is no time for an attempt (the timeout that ended
 # the previous one may fire a timer tick early)
 _NO_TIME = 0.01
+_FAIR_CHANCE = 1.0  # seconds: an attempt cut by the deadline sooner says nothing of its deployment
 
 
 class Committed:
     """An attempt past its commit point."""
 
-    __slots__ = ("adapter", "body", "deployment", "health", "opened", "state")
+    __slots__ = ("adapter", "body", "deployment", "health", "opened", "probe", "state")
 
     def __init__(
         self,
         deployment: Deployment,
         health: DeploymentHealth,
+        probe: bool,
         adapter: Adapter,
         opened: Opened | None,
         body: bytes = b"",
         state: StreamState | None = None,
     ) -> None:
-        self.deployment, self.health, self.adapter = deployment, health, adapter
+        self.deployment, self.health, self.probe, self.adapter = deployment, health, probe, adapter
         self.opened, self.body, self.state = opened, body, state
+
+    def end(self) -> None:
+        """The attempt is over (a stream, once relayed)."""
+        self.health.end(self.probe)
+
+
+class _OutOfTime(Exception):
+    """The request's deadline, not the deployment, cut the attempt short."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class Upstreams:
@@ -88,8 +102,8 @@ class Upstreams:
         last: GatewayError | None = None
         tried: set[str] = set() if avoid is None else {avoid}
         allowed = None if avoid is None else self._continues(call.state, avoid)
-        # a continuation starts its own deadline, long after the request began
-        deadline = (call.started if avoid is None else time.monotonic()) + route.retry.deadline
+        visited = {route.id}  # context fallbacks: each route once
+        deadline = time.monotonic() + route.retry.deadline
         made = 0
         while made < route.retry.max_attempts:
             now = time.monotonic()
@@ -108,7 +122,17 @@ class Upstreams:
             call.deployment = deployment
             tried.add(deployment.id)
             try:
-                return await self._attempt(call, deployment, health, body, stream_state, deadline)
+                committed = await self._attempt(
+                    call, deployment, health, body, stream_state, deadline
+                )
+            except _OutOfTime as out:
+                log.warning(
+                    "request %s: attempt %d on deployment %s ran out of the request's time",
+                    call.request_id,
+                    call.attempts,
+                    deployment.id,
+                )
+                raise out.error from None
             except GatewayError as exc:
                 log.warning(
                     "request %s: attempt %d on deployment %s failed: %s %s",
@@ -119,21 +143,20 @@ class Upstreams:
                     exc.detail or exc.message,
                 )
                 if exc.retryable:
-                    health.failed(
-                        time.monotonic(),
-                        f"{exc.code}: {exc.detail or exc.message}",
-                        route.breaker,
-                        route.retry,
-                        exc.retry_after,
-                    )
                     last = exc
                     continue
-                health.succeeded(time.monotonic(), None)  # it answered: the request is at fault
-                fallback = self._context_fallback(call, exc)
+                fallback = self._context_fallback(call, exc, visited)
                 if fallback is None:
                     raise
+                visited.add(fallback.id)
                 route, call.route, tried, made = fallback, fallback, set(), 0
                 deadline = time.monotonic() + route.retry.deadline
+                continue
+            part = committed.state
+            call.answered.append(
+                (len(call.quotas) - 1, part.prefill_events if part and part.continuing else 0)
+            )
+            return committed
         assert last is not None
         raise last
 
@@ -156,35 +179,62 @@ class Upstreams:
         timeouts = deployment.timeouts
         started = time.monotonic()
         limit = timeouts.first_token if call.stream else timeouts.response
+        # the request's deadline leaves this attempt too little time to blame its
+        # deployment for not answering in it
+        cut = deadline - started < min(limit, _FAIR_CHANCE)
         limit = max(min(limit, deadline - started), 0.001)
         what = f"{'no first event' if call.stream else 'no answer'} within {round(limit, 2):g} s"
-        health.begin()
+        if stream_state is not None and not (stream_state.continuing or stream_state.pristine()):
+            # a failed attempt leaves nothing behind (a continuation goes on from its state)
+            stream_state = stream_state.fresh()
+        probe = health.begin()
         try:
             async with asyncio.timeout(limit):
                 if call.stream:
                     assert stream_state is not None
-                    if not stream_state.continuing:  # a failed attempt leaves nothing behind
-                        stream_state = StreamState(stream_state.wants_usage, stream_state.keep_text)
                     opened = await open_stream(
                         self.session, adapter, request, timeouts, stream_state
                     )
-                    health.succeeded(opened.first_at, opened.first_at - started)
-                    return Committed(deployment, health, adapter, opened, state=stream_state)
+                    health.succeeded(opened.first_at, opened.first_at - started, probe)
+                    return Committed(deployment, health, probe, adapter, opened, state=stream_state)
                 answer, call.prompt_tokens, call.completion_tokens = await fetch_whole(
                     self.session, adapter, request, timeouts
                 )
-        except GatewayError:
-            health.end()
+        except GatewayError as exc:
+            health.end(probe)
+            self._blame(call, health, probe, exc)
             raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            health.end()
-            raise transport_error(exc, answered=False, what=what) from None
+            health.end(probe)
+            error = transport_error(exc, answered=False, what=what)
+            if cut and isinstance(exc, TimeoutError):
+                raise _OutOfTime(error) from None
+            self._blame(call, health, probe, error)
+            raise error from None
         except BaseException:
-            health.end()
+            health.end(probe)
             raise
-        health.end()
-        health.succeeded(time.monotonic(), time.monotonic() - started)
-        return Committed(deployment, health, adapter, None, answer)
+        health.end(probe)
+        health.succeeded(time.monotonic(), time.monotonic() - started, probe)
+        return Committed(deployment, health, probe, adapter, None, answer)
+
+    @staticmethod
+    def _blame(call: Call, health: DeploymentHealth, probe: bool, exc: GatewayError) -> None:
+        """A failure that another attempt may mend counts against the deployment; any
+        other answer shows it working (the request is at fault)."""
+        route = call.route
+        assert route is not None
+        if exc.retryable:
+            health.failed(
+                time.monotonic(),
+                f"{exc.code}: {exc.message}",
+                route.breaker,
+                route.retry,
+                exc.retry_after,
+                probe,
+            )
+        else:
+            health.succeeded(time.monotonic(), None, probe)
 
     def _admitter(self, call: Call) -> Any:
         def admit(deployment: Deployment) -> bool:
@@ -215,6 +265,8 @@ class Upstreams:
 
     def _continues(self, state: State, avoid: str) -> Any:
         def allowed(deployment: Deployment) -> bool:
+            if deployment.id == avoid:  # another deployment continues
+                return False
             if deployment.continuation is not None:
                 return deployment.continuation
             provider = state.providers.get(deployment.provider_id)
@@ -223,13 +275,14 @@ class Upstreams:
 
         return allowed
 
-    def _context_fallback(self, call: Call, exc: GatewayError) -> Route | None:
-        """The route to move to when the prompt is too long for this one, if any."""
+    def _context_fallback(self, call: Call, exc: GatewayError, visited: set[str]) -> Route | None:
+        """The route to move to when the prompt is too long for this one, if any (never
+        one this request has been on)."""
         route = call.route
         if exc.code != "context_length_exceeded" or route is None or not route.context_fallback:
             return None
         fallback = call.state.route_for_model(route.context_fallback)
-        if fallback is None or fallback.id == route.id or not fallback.allows(call.key.tenant_id):
+        if fallback is None or fallback.id in visited or not fallback.allows(call.key.tenant_id):
             return None
         try:
             check_model(policies_for(call.state, call.key), fallback.model)

@@ -33,6 +33,9 @@ class Call:
     quotas: list[tuple[Deployment, Admission | None]] = field(default_factory=list)
     deployment: Deployment | None = None  # the one that answered, else the last tried
     attempts: int = 0
+    # the attempts that committed (a continuation adds one): (index in `quotas`,
+    # content events the answer had before that attempt began)
+    answered: list[tuple[int, int]] = field(default_factory=list)
     # what became of it
     status: int = 0
     error_code: str | None = None

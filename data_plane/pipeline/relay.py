@@ -59,7 +59,13 @@ async def relay_stream(
     """Relay in this task; a second one waits for the client to leave and then
     cancels this one, which drops the upstream connection at once."""
     call.status = 200
-    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + headers})
+    try:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + headers}
+        )
+    except BaseException:
+        _drop(committed)
+        raise
     relaying = asyncio.current_task()
     assert relaying is not None
     # The server reports a disconnect also once the response is complete; nothing
@@ -107,12 +113,14 @@ async def _relay(
             break
         except GatewayError as exc:
             route = call.route
+            assert route is not None
             committed.health.failed(
                 time.monotonic(),
-                f"{exc.code}: {exc.detail or exc.message}",
-                route.breaker,  # type: ignore[union-attr]
-                route.retry,  # type: ignore[union-attr]
+                f"{exc.code}: {exc.message}",
+                route.breaker,
+                route.retry,
                 exc.retry_after,
+                committed.probe,
             )
             log.warning(
                 "request %s: stream from deployment %s broke: %s",
@@ -121,7 +129,7 @@ async def _relay(
                 exc.code,
             )
             first_failure = first_failure or exc
-            if body is None or not state.continuable or route is None or not route.continuation:
+            if body is None or not state.continuable or not route.continuation:
                 raise first_failure from None
             following = await _continuation(upstreams, call, committed, state, body)
             if following is None:
@@ -142,7 +150,10 @@ async def _pump(call: Call, committed: Committed, state: StreamState, send: Send
             await send({"type": "http.response.body", "body": opened.first, "more_body": True})
             opened.first = b""
         try:
-            async for chunk in resp.content.iter_any():
+            while state.error is None:
+                chunk = await resp.content.readany()
+                if not chunk:
+                    break
                 ready = state.take(decoder.feed(chunk))
                 if ready:
                     await send({"type": "http.response.body", "body": ready, "more_body": True})
@@ -151,7 +162,9 @@ async def _pump(call: Call, committed: Committed, state: StreamState, send: Send
                 return  # the answer was complete; only the upstream's goodbye was lost
             idle = committed.deployment.timeouts.idle
             raise transport_error(exc, answered=True, what=f"no event for {idle:g} s") from None
-        whole = True
+        if state.error is not None and not state.finished:
+            raise state.error  # what came before it was relayed
+        whole = state.error is None
         if not state.finished:
             raise UpstreamError(
                 "The upstream's stream ended before the answer was complete.",
@@ -162,7 +175,14 @@ async def _pump(call: Call, committed: Committed, state: StreamState, send: Send
             resp.release()
         else:
             resp.close()
-        committed.health.end()
+        committed.end()
+
+
+def _drop(committed: Committed) -> None:
+    """An attempt that will not be relayed after all."""
+    if committed.opened is not None:
+        committed.opened.resp.close()
+    committed.end()
 
 
 async def _continuation(
@@ -176,6 +196,7 @@ async def _continuation(
         return await upstreams.commit(call, asked, state, avoid=committed.deployment.id)
     except GatewayError as exc:
         log.warning("request %s: no continuation (%s)", call.request_id, exc.code)
+        call.deployment = committed.deployment  # the answer so far is this one's
         return None
 
 

@@ -68,27 +68,33 @@ class DeploymentHealth:
         """When it may next be tried, as far as is known now."""
         return max(self.not_before, self.opened_until if self.state == OPEN else 0.0)
 
-    def begin(self) -> None:
+    def begin(self) -> bool:
+        """An attempt starts here; True if it is the half-open breaker's probe."""
         self.in_flight += 1
         self.requests += 1
         if self.state == HALF_OPEN:
             self.probing = True
+            return True
+        return False
 
-    def end(self) -> None:
+    def end(self, probe: bool) -> None:
         self.in_flight -= 1
-        if self.state == HALF_OPEN:  # the probe ended without a verdict: let another go
+        if probe and self.state == HALF_OPEN:  # the probe ended without a verdict
             self.probing = False
 
-    def succeeded(self, now: float, latency: float | None) -> None:
+    def succeeded(self, now: float, latency: float | None, probe: bool) -> None:
+        """Only the probe's success closes a breaker that is not closed: attempts that
+        began before it opened say nothing about the deployment now."""
         if latency is not None:
             self.ttft = (
                 latency if self.ttft is None else self.ttft + LATENCY_WEIGHT * (latency - self.ttft)
             )
             self.last_sample = now
-        self.consecutive = 0
-        self._remember(now, failed=False)
-        if self.state != CLOSED:
-            self.state, self.probing = CLOSED, False
+        if self.state == CLOSED:
+            self.consecutive = 0
+            self._remember(now, failed=False)
+        elif probe and self.state == HALF_OPEN:
+            self.state, self.probing, self.consecutive = CLOSED, False, 0
             self.recent.clear()
 
     def failed(
@@ -98,16 +104,22 @@ class DeploymentHealth:
         breaker: BreakerPolicy,
         retry: RetryPolicy,
         retry_after: float | None,
+        probe: bool = False,
     ) -> None:
         self.failures += 1
         self.consecutive += 1
-        self.last_error, self.last_error_at = error[:300], datetime.now(UTC)
+        self.last_error = error[:300].replace("\0", "")
+        self.last_error_at = datetime.now(UTC)
         self._remember(now, failed=True)
         backoff = min(retry.backoff * 2 ** min(self.consecutive - 1, 30), retry.max_backoff)
         self.not_before = max(self.not_before, now + max(backoff, retry_after or 0.0))
-        if self.state == HALF_OPEN or self._tripped(now, breaker):
+        if (
+            (probe and self.state == HALF_OPEN)
+            or (self.state == CLOSED and self._tripped(now, breaker))
+            or self.state == OPEN  # a late failure: out for a cooldown after the last one
+        ):
             self.state, self.probing = OPEN, False
-            self.opened_until = now + breaker.cooldown
+            self.opened_until = max(self.opened_until, now + breaker.cooldown)
 
     def _remember(self, now: float, failed: bool) -> None:
         self.recent.append((now, failed))

@@ -9,6 +9,7 @@ Nothing here touches the client.
 
 from __future__ import annotations
 
+import math
 import time
 from functools import lru_cache
 
@@ -24,6 +25,7 @@ from shared.sse import SSEDecoder
 __all__ = ["Opened", "client_timeout", "fetch_whole", "open_stream", "transport_error"]
 
 _ERROR_BODY_LIMIT = 64 * 1024
+_MAX_RETRY_AFTER = 3600.0
 
 
 class _Usage(msgspec.Struct):
@@ -63,19 +65,27 @@ def client_timeout(timeouts: Timeouts, stream: bool) -> aiohttp.ClientTimeout:
 
 
 async def _refusal(adapter: Adapter, resp: aiohttp.ClientResponse) -> GatewayError:
-    body = await resp.content.read(_ERROR_BODY_LIMIT)
+    """The error an upstream's failed response means (its body read up to a limit)."""
+    body = b""
+    while len(body) < _ERROR_BODY_LIMIT:
+        piece = await resp.content.read(_ERROR_BODY_LIMIT - len(body))
+        if not piece:
+            break
+        body += piece
     return adapter.error_from_upstream(resp.status, body, _retry_after(resp))
 
 
 def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
-    """Retry-After in seconds (delta-seconds; an HTTP date is read as 'soon')."""
+    """Retry-After in seconds (delta-seconds, at most an hour; an HTTP date or
+    anything else is read as 'soon')."""
     raw = resp.headers.get("retry-after")
     if raw is None:
         return None
     try:
-        return max(float(raw), 0.0)
+        seconds = float(raw)
     except ValueError:
         return 1.0
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER) if math.isfinite(seconds) else 1.0
 
 
 async def open_stream(
@@ -116,8 +126,10 @@ async def open_stream(
                         "The upstream's stream began with a malformed event.",
                         code="upstream_malformed",
                     )
-            if any(first):
+            if any(first):  # committed; an error event after these is the relay's to raise
                 return Opened(resp, decoder, b"".join(first), time.monotonic())
+            if state.error is not None:
+                raise state.error
     except BaseException:
         resp.close()
         raise

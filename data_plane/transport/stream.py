@@ -59,29 +59,37 @@ _encode = msgspec.json.Encoder().encode
 
 class StreamState:
     __slots__ = (
+        "choices",
         "completion_tokens",
         "content_events",
         "continuable",
         "continuing",
+        "done_choices",
         "envelope",
+        "error",
         "events",
         "finished",
         "keep_text",
         "malformed",
+        "open_choices",
         "prefill_events",
         "prompt_tokens",
         "text",
         "wants_usage",
     )
 
-    def __init__(self, wants_usage: bool, keep_text: bool) -> None:
+    def __init__(self, wants_usage: bool, keep_text: bool, choices: int = 1) -> None:
         self.wants_usage = wants_usage
         self.keep_text = keep_text
+        self.choices = choices  # the answer is complete once this many have finished
         self.continuable = keep_text  # text only, one choice: it can be continued elsewhere
         self.text: list[str] = []
         self.content_events = 0  # events that carried content (≈ tokens)
         self.events = 0
         self.finished = False
+        self.open_choices: set[int] | None = None  # while more than one choice is streamed
+        self.done_choices = 0
+        self.error: UpstreamError | None = None  # an error event: the stream ends after it
         self.malformed = 0
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
@@ -89,10 +97,19 @@ class StreamState:
         self.continuing = False
         self.prefill_events = 0
 
+    def pristine(self) -> bool:
+        return not (self.events or self.malformed)
+
+    def fresh(self) -> StreamState:
+        """The same settings, nothing read."""
+        return StreamState(self.wants_usage, self.keep_text, self.choices)
+
     def take(self, payloads: list[bytes]) -> bytes:
+        """The bytes to relay for these events. An upstream error event stops the
+        reading: what came before it is returned, and `error` is set."""
         out = []
         for data in payloads:
-            if data == DONE:
+            if data == DONE or self.error is not None:
                 continue
             try:
                 chunk = _chunk(data)
@@ -100,12 +117,12 @@ class StreamState:
                 self.malformed += 1
                 continue
             if chunk.error is not None:
-                error = UpstreamError(
+                self.error = UpstreamError(
                     "The upstream sent an error event mid-stream.",
                     code="upstream_stream_error",
                 )
-                error.detail = data[:300].decode("utf-8", "replace")
-                raise error
+                self.error.detail = data[:300].decode("utf-8", "replace")
+                continue
             keep = self._read(chunk)
             if self.continuing and chunk.usage is not None:
                 self._whole_usage()
@@ -124,13 +141,15 @@ class StreamState:
         """Note what the event says; False if it is not for the client."""
         for choice in chunk.choices:
             if choice.finish_reason is not None:
-                self.finished = True
+                self._finish(choice.index)
+            elif self.choices > 1 or choice.index:
+                self._open(choice.index)
             delta = choice.delta
             if delta is None:
                 continue
             if delta.content:
                 self.content_events += 1
-                if self.keep_text:
+                if self.continuable:
                     self.text.append(delta.content)
             if delta.tool_calls or delta.function_call or choice.index:
                 self.continuable = False
@@ -140,6 +159,23 @@ class StreamState:
             if not chunk.choices and not self.wants_usage:
                 return False
         return True
+
+    def _open(self, index: int) -> None:
+        if self.open_choices is None:
+            self.open_choices = set()
+        self.open_choices.add(index)
+
+    def _finish(self, index: int) -> None:
+        """Complete once every choice streamed has finished, and at least as many as
+        were asked for (`n`)."""
+        if self.open_choices is None and self.choices <= 1:
+            self.finished = True
+            return
+        self._open(index)
+        assert self.open_choices is not None
+        self.open_choices.discard(index)
+        self.done_choices += 1
+        self.finished = self.done_choices >= self.choices and not self.open_choices
 
     def begin_continuation(self) -> None:
         """What follows comes from another upstream continuing this answer."""
@@ -157,6 +193,10 @@ class StreamState:
         for name, value in self.envelope.items():
             if name in doc:
                 doc[name] = value
+        for choice in doc.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict):
+                delta.pop("role", None)  # the client had the answer's role at its start
         usage = doc.get("usage")
         if isinstance(usage, dict) and chunk.usage is not None:
             usage["prompt_tokens"] = self.prompt_tokens
