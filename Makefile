@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: run test install lint check-sql pg-start pg-stop lock bench bench-compare bench-memory bench-soak bench-stack bench-propagation clean
+.PHONY: run test install lint check-sql pg-start pg-stop lock bench bench-compare bench-memory bench-soak bench-stack bench-propagation bench-routing clean
 
 run: install
 	$(BIN)/sluice run
@@ -14,7 +14,11 @@ test: install
 	scripts/pg.sh start
 	$(BIN)/sluice check-sql
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest
+	@# the slow tests (mostly waiting out an outage) run beside the others
+	@mkdir -p .sluice; $(BIN)/pytest -m slow -p no:cacheprovider > .sluice/test-slow.log 2>&1 & slow=$$!; \
+	  $(BIN)/pytest -m "not slow"; main=$$?; \
+	  wait $$slow; rc=$$?; echo "--- slow tests:"; cat .sluice/test-slow.log; \
+	  test $$main -eq 0 -a $$rc -eq 0
 
 install: $(STAMP)
 
@@ -63,6 +67,11 @@ bench-memory: install
 
 bench-soak: install
 	$(BIN)/python -m bench.soak
+
+# Routes of several deployments: a second deployment and a failover against one
+# (docs/benchmarks.md). Waits up to 20 minutes for a quiet machine first.
+bench-routing: install
+	$(BIN)/python -m bench.routing
 
 # The bare HTTP stack: clients, server settings, framework (docs/decisions/0001).
 bench-stack: install

@@ -1,5 +1,6 @@
 """What every benchmark script needs: free ports, server processes (optionally
-pinned to a core), resident memory, percentiles, and a scratch database."""
+pinned to a core), resident memory, percentiles, a scratch database, and the
+machine's load average (to wait for a quiet machine before measuring)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +23,12 @@ __all__ = [
     "ROOT",
     "Proc",
     "free_port",
+    "load_average",
     "pct",
     "process_tree",
     "rss_kib",
     "scratch_database",
+    "wait_quiet",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,3 +144,26 @@ def scratch_database(prefix: str) -> tuple[str, Callable[[], None]]:
     asyncio.run(execute(f'CREATE DATABASE "{database}"'))
     migrate(url)
     return url, lambda: asyncio.run(execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+def load_average() -> tuple[float, float, float]:
+    """The 1-, 5- and 15-minute load averages (runnable and waiting tasks)."""
+    one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
+    return float(one), float(five), float(fifteen)
+
+
+def wait_quiet(below: float, max_seconds: float, every: float = 15) -> dict[str, object]:
+    """Wait until the 1-minute load average is below `below`, for at most
+    `max_seconds`; what was seen (`quiet` false: measured on a busy machine)."""
+    started = time.monotonic()
+    load = load_average()
+    while load[0] >= below and time.monotonic() - started < max_seconds:
+        print(f"waiting for a quiet machine: load average {load}", file=sys.stderr)
+        time.sleep(min(every, max(0.0, max_seconds - (time.monotonic() - started))))
+        load = load_average()
+    return {
+        "below": below,
+        "waited_s": round(time.monotonic() - started, 1),
+        "quiet": load[0] < below,
+        "load_average": load,
+    }
