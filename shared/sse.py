@@ -26,6 +26,17 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         text = self._buffer + chunk
+        if not self._data and b"\r" not in text:
+            # what LLM providers send: `data: …` single-line events, LF line ends
+            *blocks, rest = text.split(b"\n\n")
+            if b"\n" not in rest and all(
+                b.startswith(b"data: ") and b"\n" not in b for b in blocks
+            ):
+                self._buffer = rest
+                return [b[6:] for b in blocks]
+        return self._feed_lines(text)
+
+    def _feed_lines(self, text: bytes) -> list[bytes]:
         held = b""
         if text.endswith(b"\r"):  # maybe half of a CRLF: wait for the next byte
             text, held = text[:-1], b"\r"

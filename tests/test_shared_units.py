@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from shared.config import ConfigError, Settings
@@ -19,6 +21,25 @@ def test_sse_decoder_handles_split_chunks_and_line_endings() -> None:
         for i in range(0, len(stream), size):
             events += decoder.feed(stream[i : i + size])
         assert events == [b'{"a":1}', b"x\ny", b"[DONE]"], size
+
+
+def test_sse_decoder_fast_path_agrees_with_the_line_by_line_rules() -> None:
+    """Providers' usual framing (`data: …` and a blank line) takes a fast path; any
+    other framing, even mid-stream, must decode exactly as line by line."""
+    rng = random.Random(5)
+    pieces = [frame(b'{"i":%d}' % i) for i in range(30)]
+    pieces[7:7] = [b"data:no-space\n\n", b": keep-alive\n\n", b"data: a\ndata: b\n\n"]
+    pieces[20:20] = [b"event: x\ndata: y\n\n", b"\n\n", frame(b"[DONE]")]
+    stream = b"".join(pieces)
+    reference = SSEDecoder()
+    expected = reference._feed_lines(stream)
+    assert len(expected) == 34
+    for _ in range(200):
+        cuts = sorted(rng.sample(range(1, len(stream)), rng.randint(1, 40)))
+        decoder, events = SSEDecoder(), []
+        for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+            events += decoder.feed(stream[start:end])
+        assert events == expected
 
 
 def test_client_keys_are_random_and_only_hashes_are_kept() -> None:

@@ -182,30 +182,33 @@ class Upstreams:
         # the request's deadline leaves this attempt too little time to blame its
         # deployment for not answering in it
         cut = deadline - started < min(limit, _FAIR_CHANCE)
+        capped = deadline - started < limit
         limit = max(min(limit, deadline - started), 0.001)
-        what = f"{'no first event' if call.stream else 'no answer'} within {round(limit, 2):g} s"
         if stream_state is not None and not (stream_state.continuing or stream_state.pristine()):
             # a failed attempt leaves nothing behind (a continuation goes on from its state)
             stream_state = stream_state.fresh()
         probe = health.begin()
         try:
-            async with asyncio.timeout(limit):
-                if call.stream:
-                    assert stream_state is not None
+            if call.stream:
+                assert stream_state is not None
+                async with asyncio.timeout(limit):
                     opened = await open_stream(
                         self.session, adapter, request, timeouts, stream_state
                     )
-                    health.succeeded(opened.first_at, opened.first_at - started, probe)
-                    return Committed(deployment, health, probe, adapter, opened, state=stream_state)
-                answer, call.prompt_tokens, call.completion_tokens = await fetch_whole(
-                    self.session, adapter, request, timeouts
-                )
+                health.succeeded(opened.first_at, opened.first_at - started, probe)
+                return Committed(deployment, health, probe, adapter, opened, state=stream_state)
+            answer, call.prompt_tokens, call.completion_tokens = await fetch_whole(
+                self.session, adapter, request, timeouts, limit if capped else None
+            )
         except GatewayError as exc:
             health.end(probe)
             self._blame(call, health, probe, exc)
             raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             health.end(probe)
+            what = (
+                f"{'no first event' if call.stream else 'no answer'} within {round(limit, 2):g} s"
+            )
             error = transport_error(exc, answered=False, what=what)
             if cut and isinstance(exc, TimeoutError):
                 raise _OutOfTime(error) from None

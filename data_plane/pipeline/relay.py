@@ -24,7 +24,7 @@ from data_plane.pipeline.attempts import Committed, Upstreams
 from data_plane.pipeline.call import Call
 from data_plane.transport.attempt import transport_error
 from data_plane.transport.stream import StreamState
-from shared.errors import GatewayError, UpstreamError
+from shared.errors import GatewayError, UpstreamError, UpstreamTimeout
 from shared.sse import DONE, frame
 
 __all__ = ["relay_stream", "send_whole"]
@@ -149,6 +149,8 @@ async def _pump(call: Call, committed: Committed, state: StreamState, send: Send
                 call.first_byte = time.monotonic()
             await send({"type": "http.response.body", "body": opened.first, "more_body": True})
             opened.first = b""
+        total = committed.deployment.timeouts.total
+        ends_by = opened.first_at + total
         try:
             while state.error is None:
                 chunk = await resp.content.readany()
@@ -157,6 +159,11 @@ async def _pump(call: Call, committed: Committed, state: StreamState, send: Send
                 ready = state.take(decoder.feed(chunk))
                 if ready:
                     await send({"type": "http.response.body", "body": ready, "more_body": True})
+                if time.monotonic() > ends_by and not state.finished:
+                    raise UpstreamTimeout(
+                        f"The upstream's answer took longer than {total:g} s.",
+                        code="upstream_timeout",
+                    )
         except (TimeoutError, aiohttp.ClientError) as exc:
             if state.finished:
                 return  # the answer was complete; only the upstream's goodbye was lost

@@ -53,14 +53,21 @@ class Opened:
 
 
 @lru_cache(maxsize=1024)
-def client_timeout(timeouts: Timeouts, stream: bool) -> aiohttp.ClientTimeout:
-    """aiohttp's timeouts for an attempt: connect, and the longest silence on the
-    socket (a stream's idle gap; the whole answer of a non-stream)."""
+def client_timeout(
+    timeouts: Timeouts, stream: bool, limit: float | None = None
+) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for an attempt: connect, and then a stream's longest idle
+    gap, or a non-stream's whole answer (`limit`, else its `response` timeout). A
+    stream's first event and total are timed by the attempt and the relay: one timer
+    per request is cheaper than two."""
+    if stream:
+        return aiohttp.ClientTimeout(
+            connect=timeouts.connect, sock_connect=timeouts.connect, sock_read=timeouts.idle
+        )
     return aiohttp.ClientTimeout(
-        total=timeouts.total,
+        total=timeouts.response if limit is None else limit,
         connect=timeouts.connect,
         sock_connect=timeouts.connect,
-        sock_read=timeouts.idle if stream else timeouts.response,
     )
 
 
@@ -116,16 +123,21 @@ async def open_stream(
                     "The upstream ended the stream before its first event.",
                     code="upstream_incomplete",
                 )
-            # one event at a time: a read may bring the first events and, after them, a
-            # malformed one, which is past the commit point (dropped, not retried)
-            for data in decoder.feed(chunk):
-                began = state.events > valid
-                first.append(state.take([data]))
-                if not began and state.malformed > malformed:
+            # one event at a time until a valid one: a read may bring the first events
+            # and, after them, a malformed one, which is past the commit point
+            # (dropped, not retried)
+            events = decoder.feed(chunk)
+            taken = 0
+            while taken < len(events) and state.events == valid:
+                first.append(state.take(events[taken : taken + 1]))
+                taken += 1
+                if state.malformed > malformed:
                     raise UpstreamError(
                         "The upstream's stream began with a malformed event.",
                         code="upstream_malformed",
                     )
+            if taken < len(events):
+                first.append(state.take(events[taken:]))
             if any(first):  # committed; an error event after these is the relay's to raise
                 return Opened(resp, decoder, b"".join(first), time.monotonic())
             if state.error is not None:
@@ -136,14 +148,19 @@ async def open_stream(
 
 
 async def fetch_whole(
-    session: aiohttp.ClientSession, adapter: Adapter, request: UpstreamRequest, timeouts: Timeouts
+    session: aiohttp.ClientSession,
+    adapter: Adapter,
+    request: UpstreamRequest,
+    timeouts: Timeouts,
+    limit: float | None = None,
 ) -> tuple[bytes, int | None, int | None]:
-    """A whole non-streaming answer and its (prompt, completion) usage if it said."""
+    """A whole non-streaming answer, within `limit` seconds (default: the `response`
+    timeout), and its (prompt, completion) usage if it said."""
     async with session.post(
         request.url,
         data=request.body,
         headers=request.headers,
-        timeout=client_timeout(timeouts, False),
+        timeout=client_timeout(timeouts, False, limit),
     ) as resp:
         if resp.status >= 400:
             raise await _refusal(adapter, resp)
