@@ -29,11 +29,15 @@ class SSEDecoder:
         if not self._data and b"\r" not in text:
             # what LLM providers send: `data: …` single-line events, LF line ends
             *blocks, rest = text.split(b"\n\n")
-            if b"\n" not in rest and all(
-                b.startswith(b"data: ") and b"\n" not in b for b in blocks
-            ):
-                self._buffer = rest
-                return [b[6:] for b in blocks]
+            if b"\n" not in rest:
+                events = []
+                for block in blocks:
+                    if not block.startswith(b"data: ") or b"\n" in block:
+                        break
+                    events.append(block[6:])
+                else:
+                    self._buffer = rest
+                    return events
         return self._feed_lines(text)
 
     def _feed_lines(self, text: bytes) -> list[bytes]:
