@@ -8,7 +8,8 @@ mkdir -p .bench
 if [ ! -x .bench/litellm/bin/litellm ]; then
   echo "installing LiteLLM's proxy (litellm[proxy]==1.108.7, the newest whose extra installs)" >&2
   python3 -m venv .bench/litellm \
-    && .bench/litellm/bin/pip install -q "litellm[proxy]==1.108.7" 2>&1 | grep -v "is ignored" \
+    && .bench/litellm/bin/pip install -q "litellm[proxy]==1.108.7" 2>&1 | { grep -v "is ignored" || true; } \
+    && [ -x .bench/litellm/bin/litellm ] \
     || echo "LiteLLM could not be installed; it will be skipped" >&2
 fi
 
