@@ -194,8 +194,10 @@ def _start_portkey(upstream: str, procs: list[Proc]) -> Target | None:
     )
 
 
-def _measure(target: Target, concurrency: int, stream: bool, quick: bool) -> dict[str, Any]:
-    total = (300 if quick else 3000) if concurrency == 1 else (1000 if quick else 20000)
+def measure(
+    target: Target, concurrency: int, stream: bool, total: int, seconds: float
+) -> dict[str, Any]:
+    """One bounded load on `target`, with the gateway's CPU share and CPU per request."""
     body = {"model": target.model, "messages": [{"role": "user", "content": "Hello there"}]}
     cpu_before = target.proc.cpu_seconds() if target.proc else 0.0
     result: Result = asyncio.run(
@@ -205,7 +207,7 @@ def _measure(target: Target, concurrency: int, stream: bool, quick: bool) -> dic
             target.headers,
             concurrency=concurrency,
             total=total,
-            max_seconds=8 if quick else 20,
+            max_seconds=seconds,
             stream=stream,
         )
     )
@@ -216,7 +218,15 @@ def _measure(target: Target, concurrency: int, stream: bool, quick: bool) -> dic
         "concurrency": concurrency,
         **asdict(result),
         "gateway_cpu_share": round(cpu / result.seconds, 2) if target.proc else None,
+        "gateway_cpu_us_per_request": round(cpu / max(result.requests, 1) * 1e6)
+        if target.proc
+        else None,
     }
+
+
+def _measure(target: Target, concurrency: int, stream: bool, quick: bool) -> dict[str, Any]:
+    total = (300 if quick else 3000) if concurrency == 1 else (1000 if quick else 20000)
+    return measure(target, concurrency, stream, total, 8 if quick else 20)
 
 
 def main() -> None:

@@ -47,8 +47,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.compare import CLIENT_CORE, Target, start_sluice, start_upstream
-from bench.loadgen import Result, run_load
+from bench.compare import CLIENT_CORE, Target, measure, start_sluice, start_upstream
 from bench.support import ROOT, Proc, load_average, wait_quiet
 
 # `two-one-fake` (a diagnostic): two deployments, 1:1, both on the healthy fake; the
@@ -67,32 +66,9 @@ BODY_TEXT = "Hello there"
 # with each failure. At concurrency 64 requests that start within 100 µs of a
 # failure skip the failing deployment, and a retry delayed past 100 µs (the process
 # preempted) goes to the failing one again: each cell records the failing fake's
-# answers per request (1.0: one each), the usage table the attempts of each.
-FAILOVER_RETRY = {"backoff": 1e-4, "max_backoff": 1e-4}
-
-
-def _load(
-    target: Target, concurrency: int, stream: bool, total: int, seconds: float
-) -> dict[str, Any]:
-    body = {"model": target.model, "messages": [{"role": "user", "content": BODY_TEXT}]}
-    cpu_before = target.proc.cpu_seconds() if target.proc else 0.0
-    result: Result = asyncio.run(
-        run_load(
-            target.url,
-            body,
-            target.headers,
-            concurrency=concurrency,
-            total=total,
-            max_seconds=seconds,
-            stream=stream,
-        )
-    )
-    row: dict[str, Any] = dataclasses.asdict(result)
-    if target.proc is not None:
-        cpu = target.proc.cpu_seconds() - cpu_before
-        row["gateway_cpu_share"] = round(cpu / result.seconds, 2)
-        row["gateway_cpu_us_per_request"] = round(cpu / max(result.requests, 1) * 1e6)
-    return row
+# answers per request (1.0: one each), the usage table the attempts of each; five
+# attempts, so that a retry delayed that way still ends on the healthy deployment.
+FAILOVER_RETRY = {"backoff": 1e-4, "max_backoff": 1e-4, "max_attempts": 5}
 
 
 def _add_routes(target: Target, healthy: str, healthy_2: str, failing: str) -> dict[str, Any]:
@@ -250,8 +226,8 @@ def main() -> None:
         checks = _check(targets, routes)
         print(f"checks: {checks}", file=sys.stderr)
         for name in TARGETS:  # warm up
-            _load(targets[name], 16, False, totals[64] // 20, seconds)
-            _load(targets[name], 4, True, totals[1] // 10, seconds)
+            measure(targets[name], 16, False, totals[64] // 20, seconds)
+            measure(targets[name], 4, True, totals[1] // 10, seconds)
         for fake in (healthy, healthy_2, failing):
             httpx.delete(fake + "/_fake/stats").raise_for_status()
         for r in range(args.rounds):
@@ -262,7 +238,7 @@ def main() -> None:
                     row: dict[str, Any] = {"round": r, "target": name, "kind": kind}
                     row["load_1m"] = load_average()[0]
                     failed_before = _chat_requests(failing) if name == "failover" else 0
-                    row |= _load(targets[name], concurrency, stream, totals[concurrency], seconds)
+                    row |= measure(targets[name], concurrency, stream, totals[concurrency], seconds)
                     if name == "failover":  # the 503s per request (1.0: one each)
                         failed = _chat_requests(failing) - failed_before
                         row["failing_attempts_per_request"] = round(

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support import routing
 from tests.support.fake import expected_content
 from tests.support.routing import (
     assert_no_leak,
@@ -36,9 +35,6 @@ from tests.support.stack import Stack
 
 pytestmark = pytest.mark.timeout(60)
 
-# the shared fixtures of the upstream tests: `failing` is the primary, `healthy` the secondary
-upstreams, failing, healthy = routing.upstreams, routing.failing, routing.healthy
-fresh_key, http = routing.fresh_key, routing.http
 
 TOKENS, CUT_AT = 60, 40  # the answer's pieces; the primary's stream breaks after CUT_AT
 CUT = "The upstream closed the connection mid-answer."

@@ -1,50 +1,25 @@
 """Routes with several deployments through the admin API: create, read, change,
-deployments one at a time, versions and If-Match, refusals that append nothing, and
-the health the data planes report."""
+deployments one at a time, versions and If-Match, and the health the data planes
+report. Refusals: tests/test_routes_validation.py."""
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, get_args
+from typing import get_args
 
 import asyncpg
-import pytest
 
 from control_plane.api.route_inputs import Strategy
 from shared.routing import STRATEGIES
+from tests.support import routes_admin
 from tests.support.problems import assert_refused, nothing_appended
+from tests.support.routes_admin import Body, create_route, deployment_body, new_model
 from tests.support.stack import Stack
 
-Body = dict[str, Any]
-
-
-def _model() -> str:
-    return "model-" + secrets.token_hex(4)
-
-
-def _deployment(provider_id: str, upstream: str = "up", **fields: Any) -> Body:
-    return {"provider_id": provider_id, "upstream_model": upstream, **fields}
-
-
-async def _create(stack: Stack, body: Body) -> tuple[Body, str]:
-    async with stack.admin() as admin:
-        resp = await admin.post("/routes", json=body)
-    assert resp.status_code == 201, resp.text
-    return resp.json(), resp.headers["etag"]
-
-
-@pytest.fixture(scope="module")
-async def provider(control_plane: Stack) -> Body:
-    return await control_plane.create_provider()
-
-
-@pytest.fixture(scope="module")
-async def other_provider(control_plane: Stack) -> Body:
-    return await control_plane.create_provider()
+# module-scoped: one provider each for the module's routes
+provider, other_provider = routes_admin.provider, routes_admin.other_provider
 
 
 def test_the_strategies_accepted_are_the_strategies_known() -> None:
@@ -55,12 +30,12 @@ async def test_a_route_with_two_deployments_round_trips(
     control_plane: Stack, provider: Body, other_provider: Body
 ) -> None:
     tenant = await control_plane.create_tenant()
-    model = _model()
+    model = new_model()
     body = {
         "model": model,
         "strategy": "least_in_flight",
         "deployments": [
-            _deployment(
+            deployment_body(
                 provider["id"],
                 "gpt-primary",
                 weight=3,
@@ -69,14 +44,14 @@ async def test_a_route_with_two_deployments_round_trips(
                 timeouts={"connect": 2, "first_token": 5},
                 continuation=True,
             ),
-            _deployment(other_provider["id"], "gpt-backup", priority=1),
+            deployment_body(other_provider["id"], "gpt-backup", priority=1),
         ],
         "tenant_ids": [tenant["id"]],
         "retry": {"max_attempts": 2, "deadline": 20},
         "breaker": {"failures": 3, "ratio": 1},
         "continuation": True,
     }
-    route, tag = await _create(control_plane, body)
+    route, tag = await create_route(control_plane, body)
     assert tag == '"1"'
     assert route["version"] == 1
     assert route["model"] == model
@@ -140,26 +115,30 @@ async def test_a_route_with_two_deployments_round_trips(
 async def test_the_older_shape_is_a_route_of_one_deployment(
     control_plane: Stack, provider: Body
 ) -> None:
-    model = _model()
-    route, _ = await _create(control_plane, {"model": model, "provider_id": provider["id"]})
+    model = new_model()
+    route, _ = await create_route(control_plane, {"model": model, "provider_id": provider["id"]})
     [deployment] = route["deployments"]
     assert deployment["id"] != route["id"]
     assert uuid.UUID(deployment["id"])
     assert (deployment["provider_id"], deployment["upstream_model"]) == (provider["id"], model)
     assert route["tenant_ids"] is None
     assert route["strategy"] == "weighted"
-    stack_route = await control_plane.create_route(_model(), provider["id"], "upstream-name")
+    stack_route = await control_plane.create_route(new_model(), provider["id"], "upstream-name")
     assert stack_route["deployments"][0]["upstream_model"] == "upstream-name"
 
 
 async def test_route_settings_change_with_if_match(control_plane: Stack, provider: Body) -> None:
     tenants = [await control_plane.create_tenant() for _ in range(2)]
-    fallback, _ = await _create(
-        control_plane, {"model": _model(), "deployments": [_deployment(provider["id"])]}
+    fallback, _ = await create_route(
+        control_plane, {"model": new_model(), "deployments": [deployment_body(provider["id"])]}
     )
-    route, _ = await _create(
+    route, _ = await create_route(
         control_plane,
-        {"model": _model(), "deployments": [_deployment(provider["id"])], "retry": {"deadline": 9}},
+        {
+            "model": new_model(),
+            "deployments": [deployment_body(provider["id"])],
+            "retry": {"deadline": 9},
+        },
     )
     path = f"/routes/{route['id']}"
     async with control_plane.admin() as admin:
@@ -216,15 +195,15 @@ async def test_route_settings_change_with_if_match(control_plane: Stack, provide
 async def test_deployments_one_at_a_time(
     control_plane: Stack, provider: Body, other_provider: Body
 ) -> None:
-    route, _ = await _create(
-        control_plane, {"model": _model(), "deployments": [_deployment(provider["id"])]}
+    route, _ = await create_route(
+        control_plane, {"model": new_model(), "deployments": [deployment_body(provider["id"])]}
     )
     [first] = route["deployments"]
     base = f"/routes/{route['id']}/deployments"
     async with control_plane.admin() as admin:
         added = await admin.post(
             base,
-            json=_deployment(other_provider["id"], "second", weight=2, timeouts={"idle": 4}),
+            json=deployment_body(other_provider["id"], "second", weight=2, timeouts={"idle": 4}),
             headers={"if-match": '"1"'},
         )
         assert added.status_code == 201, added.text
@@ -273,7 +252,7 @@ async def test_deployments_one_at_a_time(
             assert_refused(await admin.patch(f"{base}/{uuid.uuid4()}", json={"weight": 2}), 404)
             assert_refused(await admin.delete(f"{base}/{uuid.uuid4()}"), 404)
             elsewhere = f"/routes/{uuid.uuid4()}/deployments"
-            assert_refused(await admin.post(elsewhere, json=_deployment(provider["id"])), 404)
+            assert_refused(await admin.post(elsewhere, json=deployment_body(provider["id"])), 404)
         removed = await admin.delete(f"{base}/{first['id']}", headers={"if-match": '"5"'})
         assert removed.status_code == 204
         assert removed.headers["etag"] == '"6"'
@@ -297,15 +276,15 @@ async def test_deployments_one_at_a_time(
 async def test_concurrent_deployment_adds_with_one_version_one_wins(
     control_plane: Stack, provider: Body
 ) -> None:
-    route, _ = await _create(
-        control_plane, {"model": _model(), "deployments": [_deployment(provider["id"])]}
+    route, _ = await create_route(
+        control_plane, {"model": new_model(), "deployments": [deployment_body(provider["id"])]}
     )
     async with control_plane.admin() as admin:
         results = await asyncio.gather(
             *(
                 admin.post(
                     f"/routes/{route['id']}/deployments",
-                    json=_deployment(provider["id"], f"racer-{i}"),
+                    json=deployment_body(provider["id"], f"racer-{i}"),
                     headers={"if-match": '"1"'},
                 )
                 for i in range(4)
@@ -317,19 +296,19 @@ async def test_concurrent_deployment_adds_with_one_version_one_wins(
 
 
 async def test_a_route_holds_at_most_64_deployments(control_plane: Stack, provider: Body) -> None:
-    full = [_deployment(provider["id"], f"up-{i}") for i in range(64)]
-    route, _ = await _create(control_plane, {"model": _model(), "deployments": full})
+    full = [deployment_body(provider["id"], f"up-{i}") for i in range(64)]
+    route, _ = await create_route(control_plane, {"model": new_model(), "deployments": full})
     assert len(route["deployments"]) == 64
     async with control_plane.admin() as admin, nothing_appended(control_plane):
         one_more = await admin.post(
-            f"/routes/{route['id']}/deployments", json=_deployment(provider["id"])
+            f"/routes/{route['id']}/deployments", json=deployment_body(provider["id"])
         )
         assert_refused(one_more, 409)
 
 
 async def test_deleting_a_route(control_plane: Stack, provider: Body) -> None:
-    route, _ = await _create(
-        control_plane, {"model": _model(), "deployments": [_deployment(provider["id"])]}
+    route, _ = await create_route(
+        control_plane, {"model": new_model(), "deployments": [deployment_body(provider["id"])]}
     )
     deployment = route["deployments"][0]
     async with control_plane.admin() as admin:
@@ -349,171 +328,14 @@ async def test_deleting_a_route(control_plane: Stack, provider: Body) -> None:
         assert again.status_code == 201
 
 
-def _set(path: str, value: Any) -> Callable[[Body], None]:
-    """Set `value` at a dotted path (numbers index lists); `...` removes the key."""
-
-    def change(body: Body) -> None:
-        *parents, last = path.split(".")
-        node: Any = body
-        for part in parents:
-            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
-        if value is ...:
-            del node[last]
-        else:
-            node[last] = value
-
-    return change
-
-
-def _older_shape_without_provider(body: Body) -> None:
-    del body["deployments"]
-    body["upstream_model"] = "u"
-
-
-CREATE_REFUSALS = [
-    ("no deployments", _set("deployments", []), 400, "deployments"),
-    ("neither shape", _set("deployments", ...), 422, "deployments"),
-    ("both shapes", _set("provider_id", "PROVIDER"), 422, "provider_id"),
-    ("both shapes, upstream", _set("upstream_model", "u"), 422, "upstream_model"),
-    ("older shape, no provider", _older_shape_without_provider, 422, "provider_id"),
-    ("weight zero", _set("deployments.0.weight", 0), 400, "deployments[0].weight"),
-    ("weight negative", _set("deployments.1.weight", -2), 400, "deployments[1].weight"),
-    (
-        "unknown provider",
-        _set("deployments.1.provider_id", "UNKNOWN"),
-        422,
-        "deployments[1].provider_id",
-    ),
-    (
-        "zero timeout",
-        _set("deployments.0.timeouts", {"connect": 0}),
-        400,
-        "deployments[0].timeouts.connect",
-    ),
-    (
-        "negative timeout",
-        _set("deployments.1.timeouts", {"total": -1}),
-        400,
-        "deployments[1].timeouts.total",
-    ),
-    ("unknown strategy", _set("strategy", "fastest"), 400, "strategy"),
-    ("no attempts", _set("retry", {"max_attempts": 0}), 400, "retry.max_attempts"),
-    ("breaker ratio zero", _set("breaker", {"ratio": 0}), 400, "breaker.ratio"),
-    ("breaker ratio over one", _set("breaker", {"ratio": 1.5}), 400, "breaker.ratio"),
-    ("negative priority", _set("deployments.0.priority", -1), 400, "deployments[0].priority"),
-    ("rpm zero", _set("deployments.0.rpm", 0), 400, "deployments[0].rpm"),
-    ("tpm zero", _set("deployments.1.tpm", 0), 400, "deployments[1].tpm"),
-    ("fallback to itself", _set("context_fallback", "MODEL"), 422, "context_fallback"),
-    ("fallback unrouted", _set("context_fallback", "no-such-model"), 422, "context_fallback"),
-    ("unknown tenant", _set("tenant_ids", ["UNKNOWN"]), 422, "tenant_ids"),
-    ("unknown field", _set("surprise", 1), 400, "surprise"),
-    ("unknown deployment field", _set("deployments.0.region", "eu"), 400, "region"),
-    ("unknown timeout", _set("deployments.0.timeouts", {"read": 1}), 400, "read"),
-    (
-        "bad upstream name",
-        _set("deployments.0.upstream_model", "a b"),
-        400,
-        "deployments[0].upstream_model",
-    ),
-    ("upstream missing", _set("deployments.0.upstream_model", ...), 400, "upstream_model"),
-    (
-        "too many",
-        _set("deployments", [{"provider_id": "PROVIDER", "upstream_model": "u"}] * 65),
-        400,
-        "deployments",
-    ),
-]
-
-
-def _filled(value: Any, names: dict[str, str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _filled(v, names) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_filled(v, names) for v in value]
-    return names.get(value, value) if isinstance(value, str) else value
-
-
-@pytest.mark.parametrize(
-    ("change", "status", "field"),
-    [c[1:] for c in CREATE_REFUSALS],
-    ids=[c[0] for c in CREATE_REFUSALS],
-)
-async def test_bad_routes_are_refused_and_append_nothing(
-    control_plane: Stack,
-    provider: Body,
-    other_provider: Body,
-    change: Callable[[Body], None],
-    status: int,
-    field: str,
-) -> None:
-    model = _model()
-    body: Body = {
-        "model": model,
-        "deployments": [_deployment(provider["id"]), _deployment(other_provider["id"])],
-    }
-    change(body)
-    names = {"PROVIDER": provider["id"], "UNKNOWN": str(uuid.uuid4()), "MODEL": model}
-    async with control_plane.admin() as admin, nothing_appended(control_plane):
-        resp = await admin.post("/routes", json=_filled(body, names))
-        assert_refused(resp, status, field)
-        assert model not in {r["model"] for r in (await admin.get("/routes")).json()}
-
-
-CHANGE_REFUSALS = [
-    ("route", {"strategy": "random"}, 400, "strategy"),
-    ("route", {"retry": {"max_attempts": 0}}, 400, "retry.max_attempts"),
-    ("route", {"breaker": {"ratio": 2}}, 400, "breaker.ratio"),
-    ("route", {"context_fallback": "MODEL"}, 422, "context_fallback"),
-    ("route", {"tenant_ids": ["UNKNOWN"]}, 422, "tenant_ids"),
-    ("route", {"model": "renamed"}, 400, "model"),
-    ("route", {"deployments": []}, 400, "deployments"),
-    ("add", {"provider_id": "UNKNOWN", "upstream_model": "u"}, 422, "provider_id"),
-    ("add", {"provider_id": "PROVIDER", "upstream_model": "u", "weight": 0}, 400, "weight"),
-    (
-        "add",
-        {"provider_id": "PROVIDER", "upstream_model": "u", "timeouts": {"idle": 0}},
-        400,
-        "timeouts.idle",
-    ),
-    ("add", {"provider_id": "PROVIDER"}, 400, "upstream_model"),
-    ("deployment", {"priority": -1}, 400, "priority"),
-    ("deployment", {"rpm": 0}, 400, "rpm"),
-    ("deployment", {"weight": -1}, 400, "weight"),
-    ("deployment", {"provider_id": "UNKNOWN"}, 422, "provider_id"),
-    ("deployment", {"timeouts": {"first_token": -3}}, 400, "timeouts.first_token"),
-    ("deployment", {"id": "mine"}, 400, "id"),
-]
-
-
-@pytest.mark.parametrize(("target", "body", "status", "field"), CHANGE_REFUSALS)
-async def test_bad_changes_are_refused_and_append_nothing(
-    control_plane: Stack, provider: Body, target: str, body: Body, status: int, field: str
-) -> None:
-    route, _ = await _create(
-        control_plane, {"model": _model(), "deployments": [_deployment(provider["id"])]}
-    )
-    names = {"PROVIDER": provider["id"], "UNKNOWN": str(uuid.uuid4()), "MODEL": route["model"]}
-    deployments = f"/routes/{route['id']}/deployments"
-    async with control_plane.admin() as admin, nothing_appended(control_plane):
-        if target == "route":
-            resp = await admin.patch(f"/routes/{route['id']}", json=_filled(body, names))
-        elif target == "add":
-            resp = await admin.post(deployments, json=_filled(body, names))
-        else:
-            path = f"{deployments}/{route['deployments'][0]['id']}"
-            resp = await admin.patch(path, json=_filled(body, names))
-        assert_refused(resp, status, field)
-        assert (await admin.get(f"/routes/{route['id']}")).json() == route
-
-
 async def test_deployment_health_from_the_replicas_reports(
     control_plane: Stack, provider: Body
 ) -> None:
-    route, _ = await _create(
+    route, _ = await create_route(
         control_plane,
         {
-            "model": _model(),
-            "deployments": [_deployment(provider["id"]), _deployment(provider["id"])],
+            "model": new_model(),
+            "deployments": [deployment_body(provider["id"]), deployment_body(provider["id"])],
         },
     )
     first, second = (d["id"] for d in route["deployments"])

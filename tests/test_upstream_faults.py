@@ -22,7 +22,6 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests.support import routing
 from tests.support.fake import expected_content
 from tests.support.routing import (
     assert_no_leak,
@@ -43,9 +42,6 @@ from tests.support.stack import Stack
 
 pytestmark = pytest.mark.timeout(60)
 
-# the shared fixtures of the upstream tests
-upstreams, failing, healthy = routing.upstreams, routing.failing, routing.healthy
-fresh_key, http = routing.fresh_key, routing.http
 
 TOKENS = 20  # the fakes' answer: "tok0 tok1 … tok19"
 RETRY = {"max_attempts": 3, "backoff": 0.05, "max_backoff": 0.2}

@@ -11,7 +11,6 @@ import time
 import httpx
 import pytest
 
-from tests.support import routing
 from tests.support.fake import expected_content
 from tests.support.routing import (
     assert_whole_stream,
@@ -26,9 +25,6 @@ from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
-# the shared fixtures of the upstream tests
-upstreams, failing, healthy = routing.upstreams, routing.failing, routing.healthy
-fresh_key, http = routing.fresh_key, routing.http
 
 OUTAGE = 60.0  # seconds the primary is down
 PACE = 0.2  # seconds between two requests (they alternate between the two data planes)

@@ -417,8 +417,8 @@ async def keyed_route(
     return key, model, [d["id"] for d in route["deployments"]]
 
 
-# Fixtures for the upstream tests; a test module takes them by name
-# (`failing = routing.failing`), so a module without them pays nothing.
+# Fixtures for the upstream tests (a plugin of tests/conftest.py): a module that
+# names none of them pays nothing.
 
 CLIENT_TIMEOUT = 20.0  # seconds: a request still running then has hung
 
