@@ -62,9 +62,7 @@ class Gateway:
             assert route is not None
             stream_state = None
             if call.stream:
-                n = body.get("n")
-                choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
-                stream_state = StreamState(call.wants_usage, route.continuation, choices)
+                stream_state = StreamState(call.wants_usage, route.continuation, call.choices)
             committed = await self.upstreams.commit(call, body, stream_state)
             assert call.admission is not None
             headers = [*call.admission.headers, *call.id_headers()]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from data_plane.limits import Admission
 from shared.routing import Deployment
@@ -24,7 +23,7 @@ class Call:
     model: str = ""
     stream: bool = False
     wants_usage: bool = False
-    body: dict[str, Any] | None = None  # kept only while a continuation may need it
+    choices: int = 1  # `n`: a stream is complete once this many choices have finished
     route: Route | None = None  # the route that answers (a context fallback changes it)
     estimate: int = 0  # prompt tokens, estimated
     in_flight_cost: float = 0.0
@@ -44,7 +43,6 @@ class Call:
     content_events: int = 0
     first_byte: float | None = None  # time.monotonic() of the first byte to the client
     disconnected: bool = False
-    malformed_events: int = 0
 
     def id_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [

@@ -23,7 +23,7 @@ from shared.errors import (
 from shared.secrets import hash_client_key
 from shared.state import ApiKey, Route, State
 
-__all__ = ["authenticate", "authorize", "budget_scopes", "pass_gate", "route_for"]
+__all__ = ["authenticate", "budget_scopes", "pass_gate", "route_for"]
 
 _decode = msgspec.json.Decoder().decode
 
@@ -49,9 +49,6 @@ def route_for(state: State, key: ApiKey, model: str) -> Route:
     if not route.allows(key.tenant_id):
         raise ModelNotAllowed(f"This key may not use the model `{echo(model)}`.", param="model")
     return route
-
-
-authorize = route_for
 
 
 def parse_chat(body: bytes) -> tuple[dict[str, Any], str, bool]:
@@ -90,6 +87,9 @@ def pass_gate(call: Call, raw: bytes, limiter: Limiter, budgets: Budgets) -> dic
     body = apply_max_tokens(policies, body)
     budgets.check(state, policies)
     call.wants_usage = _wants_usage(body)
+    n = body.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+        call.choices = n
     if call.stream and not call.wants_usage:  # the gateway needs the usage of every stream
         options = body.get("stream_options")
         options = options if isinstance(options, dict) else {}

@@ -84,7 +84,6 @@ async def relay_stream(
     finally:
         watch.cancel()
         call.content_events = state.content_events
-        call.malformed_events = state.malformed
         if state.malformed:
             log.warning(
                 "request %s: dropped %d malformed event(s) of the upstream's stream",
