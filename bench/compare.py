@@ -41,7 +41,7 @@ def bench_proc(name: str, cmd: list[str], env: dict[str, str], core: str) -> Pro
 def start_upstream(procs: list[Proc], name: str, *args: str) -> str:
     """A local fake provider on the client's core; its base URL."""
     port = free_port()
-    cmd = [sys.executable, "-m", "data_plane.fake_provider", "--port", str(port), *args]
+    cmd = [sys.executable, "-m", "tests.fakes.provider", "--port", str(port), *args]
     proc = bench_proc(name, cmd, {}, CLIENT_CORE)
     procs.append(proc)
     url = f"http://127.0.0.1:{port}"

@@ -13,7 +13,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from data_plane.fake_provider import FakeConfig, build_app
+from tests.fakes.provider import FakeConfig, build_app
 from tests.support.fake import (
     API_KEY,
     AUTH,

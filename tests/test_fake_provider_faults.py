@@ -11,7 +11,7 @@ import aiohttp
 import openai
 import pytest
 
-from data_plane.fake_wire import FILTERED_AFTER
+from tests.fakes.openai_wire import FILTERED_AFTER
 from tests.support.fake import (
     AUTH,
     CHAT,

@@ -9,7 +9,7 @@ import aiohttp
 import openai
 import pytest
 
-from data_plane.fake_provider import DEFAULT_MODEL
+from tests.fakes.provider import DEFAULT_MODEL
 from tests.support.fake import (
     AUTH,
     CHAT,

@@ -25,7 +25,7 @@ __all__ = ["main"]
 _SERVERS = {
     "control-plane": "control_plane",
     "data-plane": "data_plane",
-    "fake-provider": "data_plane.fake_provider",
+    "fake-provider": "tests.fakes.provider",
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from openai.types.chat import ChatCompletionMessageParam
 
-from data_plane.fake_provider import FakeConfig, build_app
+from tests.fakes.provider import FakeConfig, build_app
 
 Knobs = Callable[..., Awaitable[dict[str, str]]]
 """Sets knobs by their JSON names and gives the headers a request then carries."""
@@ -211,9 +211,9 @@ async def reset_fake(session: aiohttp.ClientSession, url: str) -> None:
 
 @contextlib.asynccontextmanager
 async def fake_cli(*args: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """``python -m data_plane.fake_provider --port 0 *args``: its URL and process."""
+    """``python -m tests.fakes.provider --port 0 *args``: its URL and process."""
     proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "data_plane.fake_provider", "--port", "0", *args),
+        *(sys.executable, "-m", "tests.fakes.provider", "--port", "0", *args),
         stderr=asyncio.subprocess.PIPE,
         cwd=Path(__file__).resolve().parents[2],
     )

@@ -71,7 +71,7 @@ def start_fake(stack: Stack, *args: str) -> str:
     """Another fake OpenAI-compatible upstream (a process of its own); its base URL."""
     port = free_port()
     server = Server(
-        f"fake-{port}", "data_plane.fake_provider", ["--port", str(port), *args], {}, stack.log_dir
+        f"fake-{port}", "tests.fakes.provider", ["--port", str(port), *args], {}, stack.log_dir
     )
     stack.servers.append(server)
     url = f"http://127.0.0.1:{port}"

@@ -110,7 +110,7 @@ class Stack:
         port = free_port()
         server = Server(
             f"fake-provider-{model}",
-            "data_plane.fake_provider",
+            "tests.fakes.provider",
             ["--port", str(port), *fake_args],
             {},
             self.log_dir,
@@ -166,7 +166,7 @@ def start_stack(
     fake_port, cp_port = free_port(), free_port()
     fake = Server(
         "fake-provider",
-        "data_plane.fake_provider",
+        "tests.fakes.provider",
         ["--port", str(fake_port), "--api-key", stack.upstream_key],
         {},
         log_dir,

@@ -8,7 +8,7 @@ an optional knob off (``x-fake-fail-after: null``), ``0`` switches ``status`` of
 
 Shape and timing of the answer:
   tokens N             pieces per answer (``max_tokens`` and continuation as documented in
-                       ``data_plane/fake_provider.py``)
+                       ``tests/fakes/provider.py``)
   latency_ms N         wait before anything else (before faults, before any header)
   delay_ms N           wait between stream events
   first_token_ms N     stream: headers at once, then wait N ms before the first event;

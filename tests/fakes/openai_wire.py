@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from data_plane.fake_faults import BadRequest, Faults
+from tests.fakes.faults import BadRequest, Faults
 
 __all__ = [
     "FILTERED_AFTER",

@@ -28,7 +28,7 @@ Knobs: tokens, timing and faults (resets, hangs, error statuses with ``Retry-Aft
 random failures, a slow first token, stalls, cut, malformed or ``[DONE]``-less streams, a
 non-JSON body, content filters, a context window, refused prefills). Each is settable per
 request with an ``x-fake-*`` header and for the whole process with ``PUT /_fake/faults``;
-``data_plane/fake_faults.py`` says what each does. Bad values get a 400. ``FakeConfig`` and
+``tests/fakes/faults.py`` says what each does. Bad values get a 400. ``FakeConfig`` and
 the command line set the startup values of ``tokens``, ``delay_ms``, ``latency_ms``,
 ``fail_after``, ``context_window`` and ``seed``. With ``FakeConfig.api_key`` set, every
 ``/v1`` request must carry ``Authorization: Bearer <api_key>`` or gets a 401 (code
@@ -66,7 +66,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from data_plane.fake_faults import (
+from tests.fakes.faults import (
     BadRequest,
     Faults,
     Stats,
@@ -74,8 +74,8 @@ from data_plane.fake_faults import (
     faults_from_json,
     request_faults,
 )
-from data_plane.fake_stream import connected, pause, stream
-from data_plane.fake_wire import (
+from tests.fakes.openai_stream import connected, pause, stream
+from tests.fakes.openai_wire import (
     NOT_JSON,
     Job,
     completion,

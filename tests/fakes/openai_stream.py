@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from data_plane.fake_wire import FINGERPRINT, Job, encode, piece
+from tests.fakes.openai_wire import FINGERPRINT, Job, encode, piece
 
 __all__ = ["connected", "pause", "stream"]
 
