@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException, ValidationException
 __all__ = [
     "EXCEPTION_HANDLERS",
     "AdminError",
+    "BadRequest",
     "Conflict",
     "Invalid",
     "NotFound",
@@ -36,6 +37,11 @@ class AdminError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.field = field
+
+
+class BadRequest(AdminError):
+    """A body whose shape is wrong in a way its type cannot say (a field one provider
+    kind needs and another refuses): 400, as a failed type check is."""
 
 
 class NotFound(AdminError):

@@ -105,9 +105,15 @@ async def _(p: ProviderCreated, conn: asyncpg.Connection, e: Event) -> None:
         p.kind,
         p.base_url,
         p.api_key_ciphertext,
+        _options(p),
         e.stream_version,
         e.created_at,
     )
+
+
+def _options(p: ProviderCreated | ProviderChanged) -> str:
+    """`providers.options`: the pairs as a JSON object."""
+    return msgspec.json.encode(dict(p.options)).decode()
 
 
 @_project.register
@@ -118,6 +124,7 @@ async def _(p: ProviderChanged, conn: asyncpg.Connection, e: Event) -> None:
         p.name,
         p.base_url,
         p.api_key_ciphertext,
+        _options(p),
         e.stream_version,
         e.created_at,
     )

@@ -25,6 +25,7 @@ __all__ = [
     "RateLimited",
     "ServiceUnavailable",
     "UpstreamError",
+    "UpstreamOverloaded",
     "UpstreamRefused",
     "UpstreamTimeout",
     "echo",
@@ -142,6 +143,21 @@ class UpstreamError(GatewayError):
 
     status, type, code = 502, "upstream_error", "upstream_error"
     retryable = True
+
+
+class UpstreamOverloaded(GatewayError):
+    """The upstream said it is overloaded (HTTP 503, or Anthropic's 529); worth
+    another attempt. Anthropic's dialect renders it as its own 529."""
+
+    status, type, code = 503, "upstream_error", "upstream_overloaded"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        headers: tuple[tuple[bytes, bytes], ...] = ()
+        if retry_after is not None:
+            headers = ((b"retry-after", b"%d" % max(round(retry_after), 1)),)
+        super().__init__(message, headers=headers)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(GatewayError):

@@ -2,7 +2,8 @@
 
 An event is stored as a row of `events`; its payload (`data`) is one of the
 structs below, chosen by `type`. Payloads carry no secret in clear: client keys
-appear only as hashes, provider keys only as ciphertext.
+appear only as hashes, provider keys (and Bedrock's AWS credentials) only as
+ciphertext.
 """
 
 from __future__ import annotations
@@ -72,20 +73,26 @@ class KeyRevoked(msgspec.Struct, frozen=True, tag="key.revoked"):
 
 
 class ProviderCreated(msgspec.Struct, frozen=True, tag="provider.created"):
+    """`options`: the kind's settings as sorted (name, value) pairs, defaults filled in
+    (absent from events written before kinds had options)."""
+
     id: str
     name: str
     kind: str
     base_url: str
     api_key_ciphertext: str | None
+    options: tuple[tuple[str, str], ...] = ()
 
 
 class ProviderChanged(msgspec.Struct, frozen=True, tag="provider.changed"):
-    """The provider's settings as they are now (a rotated key, a new base URL)."""
+    """The provider's settings as they are now (a rotated key, a new base URL, its
+    options); its kind never changes."""
 
     id: str
     name: str
     base_url: str
     api_key_ciphertext: str | None
+    options: tuple[tuple[str, str], ...] = ()
 
 
 class ProviderDeleted(msgspec.Struct, frozen=True, tag="provider.deleted"):

@@ -141,6 +141,7 @@ def _(p: ProviderCreated, state: State) -> State:
         kind=p.kind,
         base_url=p.base_url,
         api_key_ciphertext=p.api_key_ciphertext,
+        options=p.options,
     )
     return msgspec.structs.replace(state, providers=state.providers.set(p.id, provider))
 
@@ -151,7 +152,11 @@ def _(p: ProviderChanged, state: State) -> State:
     if old is None:
         return state
     provider = msgspec.structs.replace(
-        old, name=p.name, base_url=p.base_url, api_key_ciphertext=p.api_key_ciphertext
+        old,
+        name=p.name,
+        base_url=p.base_url,
+        api_key_ciphertext=p.api_key_ciphertext,
+        options=p.options,
     )
     return msgspec.structs.replace(state, providers=state.providers.set(p.id, provider))
 

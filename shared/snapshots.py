@@ -49,7 +49,7 @@ async def load_state(conn: asyncpg.Connection, at: int = END) -> tuple[State, in
 
 async def write_snapshot(conn: asyncpg.Connection) -> int | None:
     """Store the newest state if it is newer than the newest snapshot; its position, or None."""
-    newest_snapshot: int = await conn.fetchval(Q.newest_snapshot_position)
+    newest_snapshot: int = await conn.fetchval(Q.newest_snapshot_position, SCHEMA_VERSION)
     if await conn.fetchval(Q.latest_position) <= newest_snapshot:
         return None  # nothing happened since: no decoding, no folding
     state, _ = await load_state(conn)

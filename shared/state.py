@@ -14,9 +14,21 @@ from immutables import Map
 
 from shared.routing import BreakerPolicy, Deployment, RetryPolicy
 
-__all__ = ["SCHEMA_VERSION", "ApiKey", "Policy", "Price", "Provider", "Route", "State", "Tenant"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "ApiKey",
+    "AwsCredentials",
+    "Policy",
+    "Price",
+    "Provider",
+    "Route",
+    "State",
+    "Tenant",
+]
 
-SCHEMA_VERSION = 2  # 2: routes own deployments
+# 2: routes own deployments; 3: providers carry options (a build that predates them
+# would drop them silently, so snapshots of version 2 are folded again from the log)
+SCHEMA_VERSION = 3
 
 # The records below are encoded as arrays (array_like), not maps: snapshots of
 # 100,000 keys are a few times smaller and faster to write that way. They hold
@@ -38,11 +50,40 @@ class ApiKey(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class Provider(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """An upstream. `api_key_ciphertext` is its key, or for `bedrock` its
+    `AwsCredentials` as JSON, encrypted; `options` are its kind's settings as sorted
+    (name, value) pairs, e.g. `(("region", "us-east-1"),)`."""
+
     id: str
     name: str
     kind: str
     base_url: str
     api_key_ciphertext: str | None
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, name: str) -> str | None:
+        for key, value in self.options:
+            if key == name:
+                return value
+        return None
+
+
+class AwsCredentials(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a `bedrock` provider's ciphertext decrypts to: this struct as JSON."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def __repr__(self) -> str:  # never print the secret, even by accident
+        return f"AwsCredentials(access_key_id={self.access_key_id[:4]!r}...)"
+
+    def to_secret(self) -> str:
+        return msgspec.json.encode(self).decode()
+
+    @classmethod
+    def from_secret(cls, secret: str) -> AwsCredentials:
+        return msgspec.json.decode(secret, type=cls)
 
 
 class Route(msgspec.Struct, frozen=True, array_like=True, gc=False):

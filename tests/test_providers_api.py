@@ -54,6 +54,8 @@ async def test_change_a_provider_with_if_match(control_plane: Stack) -> None:
             assert_refused(stale, 409)
             same = await admin.patch(path, json={"name": now["name"]})
             assert same.json()["version"] == 2  # nothing changed: no event
+            same_kind = await admin.patch(path, json={"kind": "openai"})
+            assert same_kind.json() == same.json()  # its own kind is no change
         priced = await admin.put(
             f"{path}/price", json={"input_per_million": 1, "output_per_million": 2}
         )
@@ -110,7 +112,11 @@ async def test_rotate_and_remove_the_key(control_plane: Stack, handed_out: list[
         ({"base_url": "has space"}, 400, "base_url"),
         ({"name": ""}, 400, "name"),
         ({"api_key": "a b"}, 400, "api_key"),
-        ({"kind": "openai"}, 400, "kind"),
+        ({"kind": "anthropic"}, 422, "kind"),
+        ({"kind": "mystery"}, 400, "kind"),
+        ({"region": "us-east-1"}, 422, "region"),
+        ({"api_version": "2024-10-21"}, 422, "api_version"),
+        ({"aws_access_key_id": "AKIAEXAMPLE000000000"}, 400, "aws_secret_access_key"),
         ({"surprise": 1}, 400, "surprise"),
     ],
 )

@@ -11,6 +11,7 @@ from shared.events import (
     KeyCreated,
     KeyRevoked,
     Payload,
+    ProviderChanged,
     ProviderCreated,
     RouteCreated,
     RouteDeleted,
@@ -48,6 +49,14 @@ BASE = (
     KeyCreated(id="k2", tenant_id="t2", name="", prefix="sk-", hash="h2"),
     ProviderCreated(
         id="p1", name="p", kind="openai", base_url="http://x/v1", api_key_ciphertext=None
+    ),
+    ProviderCreated(
+        id="p2",
+        name="b",
+        kind="bedrock",
+        base_url="https://bedrock-runtime.us-east-1.amazonaws.com",
+        api_key_ciphertext="gAAAA-ciphertext",
+        options=(("region", "us-east-1"),),
     ),
     RouteCreated(id="r1", model="m", provider_id="p1", upstream_model="u"),
     RouteCreated(
@@ -130,3 +139,38 @@ def test_every_event_type_has_a_reducer_and_a_projection() -> None:
     for cls in PAYLOAD_TYPES.values():
         assert _apply.dispatch(cls) is not _apply.dispatch(object), cls
         assert _project.dispatch(cls) is not _project.dispatch(object), cls
+
+
+def test_provider_options_round_trip_and_change() -> None:
+    payloads = [decode_payload(event_type(p), encode_payload(p)) for p in BASE]
+    state = fold(State(), _events(*payloads))
+    bedrock = state.providers["p2"]
+    assert bedrock.options == (("region", "us-east-1"),)
+    assert (bedrock.option("region"), bedrock.option("api_version")) == ("us-east-1", None)
+    change = ProviderChanged(
+        id="p2",
+        name="b",
+        base_url="https://bedrock-runtime.eu-west-1.amazonaws.com",
+        api_key_ciphertext="gAAAA-rotated",
+        options=(("region", "eu-west-1"),),
+    )
+    after = fold(state, _events(*BASE, change)[-1:]).providers["p2"]
+    assert (after.kind, after.option("region"), after.api_key_ciphertext) == (
+        "bedrock",
+        "eu-west-1",
+        "gAAAA-rotated",
+    )
+
+
+def test_provider_events_from_before_options_still_apply() -> None:
+    created = b'{"id":"p9","name":"old","kind":"openai","base_url":"http://o/v1",'
+    created += b'"api_key_ciphertext":null}'
+    changed = b'{"id":"p9","name":"older","base_url":"http://o/v2","api_key_ciphertext":"c"}'
+    payloads = (
+        decode_payload("provider.created", created),
+        decode_payload("provider.changed", changed),
+    )
+    assert [p.options for p in payloads] == [(), ()]  # type: ignore[union-attr]
+    provider = fold(State(), _events(*payloads)).providers["p9"]
+    assert (provider.name, provider.base_url, provider.options) == ("older", "http://o/v2", ())
+    assert provider.option("region") is None

@@ -15,7 +15,7 @@ from shared.snapshot_codec import (
     state_digest,
 )
 from shared.snapshots import load_state, write_snapshot
-from shared.state import SCHEMA_VERSION, State
+from shared.state import SCHEMA_VERSION, Provider, State
 from tests.test_reducer import BASE, _events
 
 
@@ -89,3 +89,51 @@ async def test_store_skips_unreadable_snapshots_and_writes_only_when_behind(
 async def test_cooperative_encoding_decodes_to_the_same_state() -> None:
     state = fold(State(), _events(*BASE))
     assert decode_state(await encode_state_cooperatively(state)) == state
+
+
+def test_snapshots_keep_provider_options() -> None:
+    state = fold(State(), _events(*BASE))
+    assert decode_state(encode_state(state)).providers["p2"].option("region") == "us-east-1"
+
+
+def test_a_provider_record_without_options_decodes() -> None:
+    """The record as schema 2 wrote it: five fields, no options."""
+    old = msgspec.msgpack.encode([["p1", "p", "openai", "http://x/v1", None]])
+    [provider] = msgspec.msgpack.decode(old, type=list[Provider])
+    assert provider == Provider("p1", "p", "openai", "http://x/v1", None, ())
+
+
+async def test_a_snapshot_of_schema_2_is_folded_again_from_the_log(database_url: str) -> None:
+    """A build that predates provider options may have written a version 2 snapshot
+    without them: it is refused, and the state comes from the events."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for event in _events(*BASE):
+            await conn.execute(
+                "INSERT INTO events (stream, stream_version, type, data, actor)"
+                " VALUES ($1, $2, $3, $4::jsonb, 'test')",
+                f"s{event.position}",
+                1,
+                event.type,
+                msgspec.json.encode(event.data()).decode(),
+            )
+        full = fold(State(), _events(*BASE))
+        lossy = msgspec.structs.replace(
+            full,
+            providers=full.providers.set(
+                "p2", msgspec.structs.replace(full.providers["p2"], options=())
+            ),
+        )
+        old = msgspec.msgpack.decode(encode_state(lossy))
+        old["schema_version"] = 2
+        await conn.execute(
+            "INSERT INTO snapshots (position, schema_version, data) VALUES ($1, 2, $2)",
+            full.position,
+            msgspec.msgpack.encode(old),
+        )
+        state, refused = await load_state(conn)
+        assert refused == 1
+        assert state.providers["p2"].option("region") == "us-east-1"
+        assert state_digest(state) == state_digest(full)
+    finally:
+        await conn.close()

@@ -31,6 +31,7 @@ class ProviderView(msgspec.Struct):
     name: str
     kind: str
     base_url: str
+    options: dict[str, str]
     has_api_key: bool
 
 
@@ -101,7 +102,14 @@ class StateController(Controller):
             ),
             providers=sorted(
                 (
-                    ProviderView(p.id, p.name, p.kind, p.base_url, p.api_key_ciphertext is not None)
+                    ProviderView(
+                        p.id,
+                        p.name,
+                        p.kind,
+                        p.base_url,
+                        dict(p.options),
+                        p.api_key_ciphertext is not None,
+                    )
                     for p in state.providers.values()
                 ),
                 key=lambda p: p.id,

@@ -1,5 +1,7 @@
-"""Usage reports: requests, tokens and cost by time bucket, grouped by tenant,
-key and/or model, from the hourly roll-ups."""
+"""Usage reports: requests, tokens and cost by time bucket, grouped by tenant, key,
+model, operation and/or dialect. From the hourly roll-ups, or, when the operation
+or the dialect is asked for (grouped or filtered by), from the usage records
+themselves, which alone carry them; the buckets are the same either way."""
 
 from __future__ import annotations
 
@@ -17,8 +19,16 @@ from control_plane.queries import Q
 
 __all__ = ["UsageController"]
 
-Dimension = Literal["tenant", "key", "model"]
-_COLUMN = {"tenant": "tenant_id", "key": "key_id", "model": "model"}
+Operation = Literal["chat", "messages", "embeddings"]
+Dialect = Literal["openai", "anthropic"]
+_COLUMN = {
+    "tenant": "tenant_id",
+    "key": "key_id",
+    "model": "model",
+    "operation": "operation",
+    "dialect": "dialect",
+}
+_BY_REQUEST = frozenset({"operation", "dialect"})  # not in the hourly roll-ups
 
 
 class UsageRow(msgspec.Struct, omit_defaults=True):
@@ -32,6 +42,8 @@ class UsageRow(msgspec.Struct, omit_defaults=True):
     tenant_id: uuid.UUID | None = None
     key_id: uuid.UUID | None = None
     model: str | None = None
+    operation: str | None = None  # chat, messages, embeddings
+    dialect: str | None = None  # the API the client spoke: openai, anthropic
 
 
 class UsageReport(msgspec.Struct):
@@ -46,7 +58,7 @@ class UsageController(Controller):
     path = "/usage"
     tags = ["usage"]
 
-    @get(summary="Usage by time bucket, grouped by tenant, key and/or model")
+    @get(summary="Usage by time bucket, grouped by tenant, key, model, operation, dialect")
     async def report(
         self,
         request: Request[Any, Any, Any],
@@ -54,11 +66,17 @@ class UsageController(Controller):
         until: Annotated[datetime | None, QueryParameter(description="Default: now.")] = None,
         bucket: FromQuery[Literal["hour", "day"]] = "hour",
         group_by: Annotated[
-            str, QueryParameter(description="Comma-separated: tenant, key, model.", pattern=TEXT)
+            str,
+            QueryParameter(
+                description="Comma-separated: tenant, key, model, operation, dialect.",
+                pattern=TEXT,
+            ),
         ] = "tenant",
         tenant_id: FromQuery[uuid.UUID | None] = None,
         key_id: FromQuery[uuid.UUID | None] = None,
         model: Annotated[str | None, QueryParameter(max_length=200, pattern=TEXT)] = None,
+        operation: FromQuery[Operation | None] = None,
+        dialect: FromQuery[Dialect | None] = None,
     ) -> UsageReport:
         now = datetime.now(UTC)
         until = until or now
@@ -71,14 +89,24 @@ class UsageController(Controller):
         dims = [d.strip() for d in group_by.split(",") if d.strip()]
         unknown = [d for d in dims if d not in _COLUMN]
         if unknown:
-            raise Invalid(f"group_by takes tenant, key and model, not {', '.join(unknown)}")
+            raise Invalid(
+                "group_by takes tenant, key, model, operation and dialect,"
+                f" not {', '.join(unknown)}"
+            )
         # whole buckets: the one `since` falls in is included
         first = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         if bucket == "day":
             first = first.replace(hour=0)
-        rows = await get_store(request).pool.fetch(
-            Q.usage_report, bucket, first, until, tenant_id, key_id, model
-        )
+        pool = get_store(request).pool
+        filters = (tenant_id, key_id, model)
+        if _BY_REQUEST.intersection(dims) or operation is not None or dialect is not None:
+            # the hours the roll-ups would count: those that start before `until`
+            end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            end = end if end == until else end + timedelta(hours=1)
+            query = Q.usage_report_by_request
+            rows = await pool.fetch(query, bucket, first, end, *filters, operation, dialect)
+        else:
+            rows = await pool.fetch(Q.usage_report, bucket, first, until, *filters)
         totals: dict[tuple[Any, ...], list[float]] = {}
         for row in rows:
             group = (row["bucket"], *(row[_COLUMN[d]] for d in dims))

@@ -24,14 +24,14 @@ FROM api_keys
 WHERE id = $1;
 
 -- name: list_providers
-SELECT id, name, kind, base_url, api_key_ciphertext IS NOT NULL AS has_api_key,
+SELECT id, name, kind, base_url, options, api_key_ciphertext IS NOT NULL AS has_api_key,
        input_per_million, output_per_million, version, created_at, updated_at
 FROM providers
 WHERE deleted_at IS NULL
 ORDER BY created_at, id;
 
 -- name: get_provider
-SELECT id, name, kind, base_url, api_key_ciphertext IS NOT NULL AS has_api_key,
+SELECT id, name, kind, base_url, options, api_key_ciphertext IS NOT NULL AS has_api_key,
        input_per_million, output_per_million, version, created_at, updated_at
 FROM providers
 WHERE id = $1 AND deleted_at IS NULL;
@@ -113,4 +113,23 @@ WHERE hour >= $2 AND hour < $3
   AND ($5::uuid IS NULL OR key_id = $5)
   AND ($6::text IS NULL OR model = $6)
 GROUP BY 1, 2, 3, 4
+ORDER BY 1;
+
+-- name: usage_report_by_request
+-- As usage_report, from the records themselves (the roll-ups have no operation or
+-- dialect): $3 is the end of the hour `until` falls in, so whole hours count alike.
+SELECT date_trunc($1, created_at, 'UTC') AS bucket, tenant_id, key_id, model, operation, dialect,
+       count(*)::bigint AS requests,
+       sum((status >= 400)::int)::bigint AS errors,
+       sum(prompt_tokens)::bigint AS prompt_tokens,
+       sum(completion_tokens)::bigint AS completion_tokens,
+       sum(cost_usd) AS cost_usd
+FROM usage
+WHERE created_at >= $2 AND created_at < $3
+  AND ($4::uuid IS NULL OR tenant_id = $4)
+  AND ($5::uuid IS NULL OR key_id = $5)
+  AND ($6::text IS NULL OR model = $6)
+  AND ($7::text IS NULL OR operation = $7)
+  AND ($8::text IS NULL OR dialect = $8)
+GROUP BY 1, 2, 3, 4, 5, 6
 ORDER BY 1;

@@ -27,13 +27,13 @@ WHERE id = $1 AND revoked_at IS NULL;
 
 -- name: provider_created
 INSERT INTO providers (
-    id, name, kind, base_url, api_key_ciphertext, version, created_at, updated_at
+    id, name, kind, base_url, api_key_ciphertext, options, version, created_at, updated_at
 )
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7);
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $8);
 
 -- name: provider_changed
-UPDATE providers SET name = $2, base_url = $3, api_key_ciphertext = $4, version = $5,
-    updated_at = $6
+UPDATE providers SET name = $2, base_url = $3, api_key_ciphertext = $4, options = $5::jsonb,
+    version = $6, updated_at = $7
 WHERE id = $1;
 
 -- name: provider_deleted

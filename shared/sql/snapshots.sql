@@ -13,13 +13,17 @@ FROM snapshots
 WHERE position = $1;
 
 -- name: newest_snapshot_position
+-- (of this schema version: after an upgrade, older ones do not count as written)
 SELECT coalesce(max(position), 0) AS position
-FROM snapshots;
+FROM snapshots
+WHERE schema_version = $1;
 
 -- name: insert_snapshot
+-- (one at a position of an older schema version is replaced)
 INSERT INTO snapshots (position, schema_version, data)
 VALUES ($1, $2, $3)
-ON CONFLICT (position) DO NOTHING;
+ON CONFLICT (position) DO UPDATE SET schema_version = excluded.schema_version, data = excluded.data
+WHERE snapshots.schema_version < excluded.schema_version;
 
 -- name: prune_snapshots
 DELETE FROM snapshots
