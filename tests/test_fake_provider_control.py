@@ -45,6 +45,10 @@ STARTUP = {
     "malformed_after": None,
     "malformed_body": False,
     "no_done": False,
+    "error_after": None,
+    "split_bytes": None,
+    "tool_call": True,
+    "spaced_json": False,
 }
 
 
@@ -163,8 +167,10 @@ async def test_stats_count_every_chat_request(
         assert resp.status == 200  # not a chat request
     assert await until_idle(session, fake_url) == {
         "chat_requests": 10,
+        "embedding_requests": 0,
         "streams": 3,
         "by_status": {"200": 6, "429": 1, "400": 1, "401": 1, "reset": 1},
+        "by_kind": {"openai": 10},
         "faults_injected": 3,
         "in_flight": 0,
     }
@@ -172,8 +178,10 @@ async def test_stats_count_every_chat_request(
         assert resp.status == 204
     assert await fake_stats(session, fake_url) == {
         "chat_requests": 0,
+        "embedding_requests": 0,
         "streams": 0,
         "by_status": {},
+        "by_kind": {},
         "faults_injected": 0,
         "in_flight": 0,
     }

@@ -17,9 +17,11 @@ Shape and timing of the answer:
 Faults instead of an answer (after ``latency_ms``; the first that applies wins):
   reset 1              close the connection with a TCP reset (RST), no response at all
   hang 1               send nothing until the client goes away; logged ``disconnected``
-  status N             answer N (400-599) with an OpenAI error body: 429 is OpenAI's rate-limit
-                       body (type ``requests``, code ``rate_limit_exceeded``), 5xx its
-                       server-error body (type ``server_error``)
+  status N             answer N (400-599) with the kind's own error body (OpenAI: 429 is its
+                       rate-limit body, type ``requests``, code ``rate_limit_exceeded``, 5xx
+                       its server-error body; Anthropic ``{"type": "error", ...}`` with 529
+                       ``overloaded_error``; Gemini ``{"error": {"code", "message",
+                       "status"}}``; Bedrock ``{"message"}`` with ``x-amzn-ErrorType``)
   fail_rate R          a share R (0-1) of requests fail: one draw a request from the process's
                        ``random.Random(seed)``, so the same seed gives the same sequence
   fail_mode M          how they fail: ``status`` (default), ``reset`` or ``hang``
@@ -33,9 +35,18 @@ Refusals of a valid body (checked in this order):
   context_window N     a 400 ``context_length_exceeded`` (param ``messages``) when the prompt
                        tokens plus ``max_completion_tokens``/``max_tokens`` (0 if not sent)
                        exceed N, worded as OpenAI words either case
-  content_filter prompt      a 400 with Azure OpenAI's content-filter body (``innererror``)
+  content_filter prompt      OpenAI/Azure: a 400 with Azure OpenAI's content-filter body
+                             (``innererror``); Gemini: a 200 with ``promptFeedback``
+                             ``blockReason: SAFETY`` and no candidates; Anthropic, Bedrock:
+                             an empty answer stopped ``refusal`` / ``guardrail_intervened``
   content_filter completion  a 200 cut after 3 pieces (fewer if the answer is shorter) with
-                             finish_reason ``content_filter``, stream or not
+                             the kind's filter reason (``content_filter``, ``refusal``,
+                             ``SAFETY``, ``content_filtered``), stream or not
+
+Shape of the wire:
+  tool_call 0          no tool calls: a request offering tools gets a text answer
+  spaced_json 1        JSON written with a space after ``:`` and ``,`` (as Python's
+                       ``json.dumps``), bodies and stream events alike
 
 Faults of the answer (K counts content events; a K past the last one means after the last):
   fail_after K         stream: cut the connection after K content events (no finish reason,
@@ -43,10 +54,18 @@ Faults of the answer (K counts content events; a K past the last one means after
   stall_after K        stream: after K content events pause ``stall_ms`` N ms, then go on
   stall_ms N
   malformed_after K    stream: after K content events one event whose data is half a chunk
-                       (not JSON, framed by a blank line), then the rest as usual
+                       (not JSON, framed as the kind frames; Bedrock: a frame whose CRC is
+                       wrong), then the rest as usual
   malformed_body 1     non-stream: a 200 ``application/json`` whose body is an HTML page
-  no_done 1            stream: everything, usage included, but ``data: [DONE]``; clean end
-At the same K the malformed event comes first, then the stall, then the cut. Stream knobs do
+  error_after K        stream: after K content events the kind's in-stream error event
+                       (OpenAI ``data: {"error": ...}``, Anthropic ``event: error``
+                       ``overloaded_error``, Gemini ``data: {"error": ...}``, Bedrock a
+                       ``throttlingException`` frame), then a clean end
+  no_done 1            stream (OpenAI and Azure): everything, usage included, but
+                       ``data: [DONE]``; clean end
+  split_bytes N        stream: write the body in writes of at most N bytes (events split
+                       across writes)
+At the same K the malformed event comes first, then the stall, the error, the cut. Stream knobs do
 nothing to a non-stream request and ``malformed_body`` nothing to a stream. A hang, a stall
 or a first-token wait ends when the client goes away, so no request outlives its client.
 """
@@ -113,20 +132,29 @@ class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     malformed_after: Count | None = None
     malformed_body: bool = False
     no_done: bool = False
+    error_after: Count | None = None
+    split_bytes: Annotated[int, Meta(ge=1)] | None = None
+    tool_call: bool = True
+    spaced_json: bool = False
 
     def __post_init__(self) -> None:
         if self.status and not 400 <= self.status <= 599:
             raise ValueError("status must be 0 (off) or between 400 and 599")
 
     def stream_faults(self) -> bool:
-        """Whether a stream needs the slower writer that knows pauses and cuts."""
+        """Whether a stream knob that is a fault acts on a stream."""
         return bool(
             self.first_token_ms
             or self.no_done
             or self.fail_after is not None
             or self.stall_after is not None
             or self.malformed_after is not None
+            or self.error_after is not None
         )
+
+    def slow_stream(self) -> bool:
+        """Whether a stream needs the slower writer that knows pauses, cuts and splits."""
+        return self.split_bytes is not None or self.stream_faults()
 
 
 _PROCESS_ONLY = {"seed"}
@@ -192,19 +220,27 @@ class Stats(msgspec.Struct):
     """Counters over the process's life (the request log keeps only the last entries)."""
 
     chat_requests: int = 0
+    embedding_requests: int = 0
     streams: int = 0
     by_status: dict[str, int] = msgspec.field(default_factory=dict)
+    by_kind: dict[str, int] = msgspec.field(default_factory=dict)
     faults_injected: int = 0
     in_flight: int = 0
 
-    def record(self, outcome: str, streamed: bool, faulted: bool) -> None:
-        """One finished chat request: its status (or ``reset``/``hang``) and kind."""
-        self.chat_requests += 1
+    def record(
+        self, kind: str, outcome: str, streamed: bool, faulted: bool, chat: bool = True
+    ) -> None:
+        """One finished request: its kind, its status (or ``reset``/``hang``), and how."""
+        if chat:
+            self.chat_requests += 1
+        else:
+            self.embedding_requests += 1
         self.streams += streamed
         self.faults_injected += faulted
         self.by_status[outcome] = self.by_status.get(outcome, 0) + 1
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
     def clear(self) -> None:
         """Zero the counters; ``in_flight`` counts what is running and stays."""
-        self.chat_requests = self.streams = self.faults_injected = 0
-        self.by_status = {}
+        self.chat_requests = self.embedding_requests = self.streams = self.faults_injected = 0
+        self.by_status, self.by_kind = {}, {}

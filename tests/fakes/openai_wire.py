@@ -1,6 +1,6 @@
-"""What the fake upstream reads and writes: the request it plans from, answers, error bodies.
+"""OpenAI's chat completions wire: the request the fake plans from, answers, error bodies.
 
-The error bodies are the providers' own, as their APIs send them: OpenAI's
+The error bodies are the provider's own, as its API sends them: OpenAI's
 ``{"error": {"message", "type", "param", "code"}}`` with its wording for rate limits, server
 errors and ``context_length_exceeded``, and Azure OpenAI's content-filter refusal, which adds
 ``status`` and an ``innererror`` with the filter's verdict per category.
@@ -8,35 +8,45 @@ errors and ``context_length_exceeded``, and Azure OpenAI's content-filter refusa
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from tests.fakes.faults import BadRequest, Faults
+from tests.fakes.faults import BadRequest
+from tests.fakes.kinds import PROCESS, Kind, json_response
+from tests.fakes.streaming import Framer
+from tests.fakes.tokens import FILTERED_AFTER, Ask, Job, content, piece, plan
 
 __all__ = [
     "FILTERED_AFTER",
     "FINGERPRINT",
+    "FINISH",
     "NOT_JSON",
-    "Job",
+    "OpenAI",
     "completion",
     "content",
     "decode",
     "encode",
     "error",
+    "message_of",
     "piece",
     "read_body",
-    "refuse",
     "status_error",
     "usage",
 ]
 
 encode = msgspec.json.Encoder().encode
 decode = msgspec.json.Decoder().decode
-FILTERED_AFTER = 3  # pieces a completion keeps before the content filter stops it
 FINGERPRINT = "fp_fake000001"
+FINISH = {
+    "end": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "content_filter": "content_filter",
+    "prompt_filter": "content_filter",
+}
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 NOT_JSON = (  # what a proxy in front of an upstream may answer, under the upstream's headers
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -87,92 +97,88 @@ _PROMPT_FILTERED = encode(
 )
 
 
-def piece(i: int) -> str:
-    """The ``i``-th piece of every answer: ``"tok0"``, ``" tok1"``, ..."""
-    return f" tok{i}" if i else "tok0"
+def _text(content: Any) -> list[str]:
+    """The texts of a message's content: a string or a list of parts."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        ]
+    return []
 
 
-@lru_cache(maxsize=64)
-def content(first: int, end: int) -> str:
-    """Pieces ``first`` to ``end - 1`` joined: a whole answer when ``first`` is 0."""
-    return "".join(piece(i) for i in range(first, end))
+def _choice(choice: Any, ask: Ask) -> None:
+    if choice == "none":
+        ask.choice = "none"
+    elif choice == "required":
+        ask.choice = "any"
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        ask.choice, ask.forced = "tool", choice["function"].get("name")
 
 
-class Job(msgspec.Struct):
-    """One chat completion request: its knobs, then what its body asks for."""
-
-    faults: Faults
-    model: str = ""
-    stream: bool = False
-    include_usage: bool = False
-    prompt_tokens: int = 1
-    max_tokens: int | None = None  # max_completion_tokens or max_tokens, as sent
-    prefill: bool = False  # the last message is the assistant's
-    first: int = 0  # the answer is pieces first..end-1
-    end: int = 0
-    finish: str = "stop"
-    streamed: bool = False
-    outcome: str | None = None  # "reset" or "hang" when no status was sent
-    faulted: bool = False
+def _tools(body: dict[str, Any], ask: Ask) -> None:
+    tools = body.get("tools")
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise BadRequest("'tools' must be an array.", "tools")
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise BadRequest(f"Missing required parameter: 'tools[{i}].function'.", f"tools[{i}]")
+        ask.tools.append(function["name"])
+    _choice(body.get("tool_choice"), ask)
 
 
-def _words(messages: list[Any]) -> int:
-    words = 0
-    for message in messages:
-        text = message.get("content") if isinstance(message, dict) else None
-        if isinstance(text, str):
-            words += len(text.split())
-        elif isinstance(text, list):
-            for part in text:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    words += len(part["text"].split())
-    return words
+def ask_of(messages: list[Any]) -> Ask:
+    """What OpenAI ``messages`` ask: texts, prefill, last user text, a tool result last."""
+    ask = Ask()
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            raise BadRequest(f"Invalid value for 'messages[{i}].role'.", f"messages[{i}].role")
+        texts = _text(message.get("content"))
+        ask.texts.extend(texts)
+        if message["role"] == "user":
+            ask.last_user_text = " ".join(texts)
+    last = messages[-1]
+    if last["role"] == "assistant":
+        ask.prefill = sum(len(text.split()) for text in _text(last.get("content")))
+    ask.tool_result_last = last["role"] in ("tool", "function")
+    return ask
 
 
-def _continued(last: Any) -> int | None:
-    """Pieces already written by a final assistant message, None if the last is not one."""
-    if not isinstance(last, dict) or last.get("role") != "assistant":
-        return None
-    text = last.get("content")
-    return len(text.split()) if isinstance(text, str) else 0
-
-
-def read_body(job: Job, body: Any) -> None:
-    """Validate the body as OpenAI would and fill in what ``job`` answers with which pieces."""
+def read_body(job: Job, body: Any, model: str | None = None) -> None:
+    """Validate the body as OpenAI would and plan ``job``'s answer (``model``: Azure's)."""
     if body is msgspec.UNSET:
         raise BadRequest("The request body is not valid JSON.")
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
-    model, messages = body.get("model"), body.get("messages")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("'model' is required and must be a string.", "model")
+    if model is None:
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise BadRequest("'model' is required and must be a string.", "model")
+    messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("'messages' must be a non-empty array.", "messages")
+    ask = ask_of(messages)
     for name in ("max_completion_tokens", "max_tokens"):
         cap = body.get(name)
         if cap is None:
             continue
         if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
             raise BadRequest(f"'{name}' must be a positive integer.", name)
-        job.max_tokens = cap
+        ask.max_tokens = cap
         break
+    _tools(body, ask)
     options = body.get("stream_options")
     job.include_usage = isinstance(options, dict) and options.get("include_usage") is True
     job.model, job.stream = model, body.get("stream") is True
-    job.prompt_tokens = max(_words(messages), 1)
-    written = _continued(messages[-1])
-    job.prefill = written is not None
-    job.end = job.faults.tokens
-    job.first = min(written or 0, job.end)
-    if job.max_tokens is not None and job.max_tokens < job.end - job.first:
-        job.end, job.finish = job.first + job.max_tokens, "length"
-    if job.faults.content_filter == "completion":
-        job.end = min(job.end, job.first + FILTERED_AFTER)
-        job.finish, job.faulted = "content_filter", True
+    plan(job, ask)
 
 
 def usage(job: Job) -> dict[str, Any]:
-    prompt, completion = job.prompt_tokens, job.end - job.first
+    prompt, completion = job.prompt_tokens, job.completion_tokens
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -182,27 +188,51 @@ def usage(job: Job) -> dict[str, Any]:
     }
 
 
-def completion(job: Job, head: dict[str, Any]) -> bytes:
-    """The ``chat.completion`` body of ``job``; ``head`` has its id, object, created, model."""
-    text = content(job.first, job.end)
-    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
-    message["annotations"] = []
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": job.finish}
+def tool_call(job: Job) -> dict[str, Any]:
+    """The tool call of ``job`` (whole; a stream sends its arguments piece by piece)."""
+    function = {"name": job.tool, "arguments": job.arguments}
+    return {"id": f"call_{job.serial}", "type": "function", "function": function}
+
+
+def message_of(job: Job) -> dict[str, Any]:
+    if job.tool is not None:
+        message: dict[str, Any] = {"role": "assistant", "content": None}
+        message["tool_calls"] = [tool_call(job)]
+    else:
+        message = {"role": "assistant", "content": content(job.first, job.end)}
+    message.update(refusal=None, annotations=[])
+    return message
+
+
+def head_of(job: Job, prefix: str = "chatcmpl-") -> dict[str, Any]:
+    return {
+        "id": f"{prefix}{PROCESS}{job.serial:012x}",
+        "object": "chat.completion",
+        "created": job.created,
+        "model": job.model,
+    }
+
+
+def completion(job: Job) -> dict[str, Any]:
+    """The ``chat.completion`` object of ``job``."""
+    head = head_of(job)
+    finish = FINISH[job.finish]
+    choice = {"index": 0, "message": message_of(job), "logprobs": None, "finish_reason": finish}
     head.update(choices=[choice], usage=usage(job), service_tier="default")
     head["system_fingerprint"] = FINGERPRINT
-    return encode(head)
+    return head
 
 
 def error(
     status: int,
     message: str,
-    type_: str,
+    type_: str | None,
     code: str | None = None,
     param: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     body = encode({"error": {"message": message, "type": type_, "param": param, "code": code}})
-    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+    return json_response(status, body, headers)
 
 
 def status_error(status: int, model: str, retry_after: int | None) -> web.Response:
@@ -218,7 +248,7 @@ def status_error(status: int, model: str, retry_after: int | None) -> web.Respon
     return error(status, f"{message} (x-fake-status)", type_, code, headers=headers)
 
 
-def _context_length_exceeded(window: int, prompt: int, completion: int | None) -> web.Response:
+def context_length_exceeded(window: int, prompt: int, completion: int | None) -> web.Response:
     """OpenAI's answer to a prompt (plus asked-for completion) past the context window."""
     start = f"This model's maximum context length is {window} tokens. However, "
     if completion is None:
@@ -232,25 +262,37 @@ def _context_length_exceeded(window: int, prompt: int, completion: int | None) -
     return error(400, start + message, "invalid_request_error", code, "messages")
 
 
-def _prefill_refused() -> web.Response:
-    message = "This model does not support assistant message prefill. The conversation must"
-    message += " end with a user message."
-    return error(400, message, "invalid_request_error", None, "messages")
+class OpenAI(Kind):
+    """``POST /v1/chat/completions``, with ``Authorization: Bearer <api key>``."""
 
+    name = "openai"
 
-def _prompt_filtered() -> web.Response:
-    """Azure OpenAI's 400 for a prompt its content filter blocked."""
-    return web.Response(status=400, body=_PROMPT_FILTERED, content_type="application/json")
+    def gate(self, request: web.Request, raw: bytes) -> web.Response | None:
+        if self.api_key is None or request.headers.get("Authorization") == f"Bearer {self.api_key}":
+            return None
+        message = "Incorrect API key provided."
+        return error(401, message, "invalid_request_error", "invalid_api_key")
 
+    def read(self, job: Job, body: Any, request: web.Request) -> None:
+        read_body(job, body)
 
-def refuse(job: Job) -> web.Response | None:
-    """The 400 a knob makes of a valid body: prefill, context window, prompt filter."""
-    faults = job.faults
-    if faults.refuse_prefill and job.prefill:
-        return _prefill_refused()
-    window = faults.context_window
-    if window is not None and job.prompt_tokens + (job.max_tokens or 0) > window:
-        return _context_length_exceeded(window, job.prompt_tokens, job.max_tokens)
-    if faults.content_filter == "prompt":
-        return _prompt_filtered()
-    return None
+    def bad_request(self, message: str, param: str | None) -> web.Response:
+        return error(400, message, "invalid_request_error", None, param)
+
+    def status_error(self, status: int, model: str, retry_after: int | None) -> web.Response:
+        return status_error(status, model, retry_after)
+
+    def too_long(self, window: int, prompt: int, completion: int | None) -> web.Response:
+        return context_length_exceeded(window, prompt, completion)
+
+    def prompt_filtered(self, job: Job) -> web.Response | None:
+        """Azure OpenAI's 400 for a prompt its content filter blocked."""
+        return json_response(400, _PROMPT_FILTERED)
+
+    def answer(self, job: Job) -> bytes:
+        return job.encode(completion(job))
+
+    def framer(self, job: Job) -> Framer:
+        from tests.fakes.openai_stream import Chunks
+
+        return Chunks(job, head_of(job))

@@ -1,71 +1,85 @@
-"""A local fake of an OpenAI-compatible upstream, for development, tests and benchmarks.
+"""A local fake of every upstream kind, in one process, for development, tests and benchmarks.
 
-Endpoints:
-  POST /v1/chat/completions   chat completion, plain JSON or SSE stream
-  GET  /v1/models             models seen so far plus ``DEFAULT_MODEL``
+Endpoints (each kind's wire: ``openai_wire``, ``azure``, ``anthropic_wire``, ``gemini_wire``,
+``bedrock_wire``, ``embeddings``):
+  POST /v1/chat/completions                       OpenAI chat completion, JSON or SSE
+  POST /v1/embeddings                             OpenAI embeddings
+  GET  /v1/models                                 models seen so far plus ``DEFAULT_MODEL``
+  POST /v1/messages                               Anthropic Messages, JSON or SSE
+  POST /openai/deployments/{d}/chat/completions   Azure OpenAI (``?api-version=`` required)
+  POST /openai/deployments/{d}/embeddings         Azure OpenAI embeddings
+  POST /v1beta/models/{m}:generateContent         Gemini; ``:streamGenerateContent?alt=sse``,
+                                                  ``:batchEmbedContents``, ``:embedContent``
+  POST /model/{id}/converse                       Bedrock Converse; ``/converse-stream`` in
+                                                  AWS event-stream frames
   GET  /_fake/requests        the last 200 requests received (DELETE clears them)
   GET  /_fake/faults          the process's knobs (PUT sets them, DELETE restores the startup ones)
   GET  /_fake/stats           counters over the process's life (DELETE zeroes them)
   GET  /_fake/healthz         200 once up
 
-Deterministic output: a completion of ``n`` tokens is made of the pieces
-``"tok0"``, ``" tok1"``, ..., ``" tok{n-1}"`` (the first one has no leading space), so
-the content is ``" ".join(f"tok{i}" for i in range(n))`` and ``completion_tokens == n``.
-``n`` is the configured token count, capped by ``max_completion_tokens`` or ``max_tokens``
-from the body (``finish_reason`` is then ``"length"`` instead of ``"stop"``).
-``prompt_tokens`` is the number of whitespace-separated words in all text contents of the
-messages (at least 1); ``total_tokens`` is the sum of both.
+Deterministic output, the same for every kind (``tests/fakes/tokens.py``): a completion of
+``n`` tokens is the pieces ``"tok0"``, ``" tok1"``, ..., ``" tok{n-1}"``, one per content
+event, ``n`` the knob ``tokens`` capped by the request's max tokens (``max_tokens``,
+``max_completion_tokens``, ``maxOutputTokens``, ``inferenceConfig.maxTokens``; the finish
+reason is then the kind's max-tokens reason). Prompt tokens are the whitespace-separated
+words of every text of the request (system, messages, tool results), at least 1. A request
+offering tools gets one tool call (arguments ``{"input": "<last user text>"}``) unless the
+tool choice is none or the last message carries a tool result; ids are ``call_N``,
+``toolu_N``, ``tooluse_N`` with N the process's request number. Anthropic's ``thinking``
+adds a thinking block. The same conversation gets the same usage from every kind.
 
-Continuation: when the last message is the assistant's with string content of ``k``
-whitespace-separated pieces, the fake continues that answer instead of starting over: the
-answer is pieces ``k`` to ``n-1`` (the first with its leading space, ``" tok{k}"``) and
-``completion_tokens == n - k`` (0 when ``k >= n``; ``max_tokens`` caps it as above). A prefill
-made of the first ``k`` pieces joined with the answer is the whole ``n``-piece answer.
-``prompt_tokens`` counts the prefill's words with the rest. vLLM's ``continue_final_message``
-and ``add_generation_prompt`` body fields are accepted and change nothing.
+Continuation: when the last message is the assistant's (Gemini: the model's) with ``k``
+words of text, the fake continues that answer: pieces ``k`` to ``n-1`` (the first with its
+leading space), completion tokens ``n - k`` (0 when ``k >= n``; the cap applies as above).
+A prefill made of the first ``k`` pieces joined with the answer is the whole answer. vLLM's
+``continue_final_message`` and ``add_generation_prompt`` body fields change nothing.
 
-Knobs: tokens, timing and faults (resets, hangs, error statuses with ``Retry-After``, seeded
-random failures, a slow first token, stalls, cut, malformed or ``[DONE]``-less streams, a
-non-JSON body, content filters, a context window, refused prefills). Each is settable per
-request with an ``x-fake-*`` header and for the whole process with ``PUT /_fake/faults``;
-``tests/fakes/faults.py`` says what each does. Bad values get a 400. ``FakeConfig`` and
-the command line set the startup values of ``tokens``, ``delay_ms``, ``latency_ms``,
-``fail_after``, ``context_window`` and ``seed``. With ``FakeConfig.api_key`` set, every
-``/v1`` request must carry ``Authorization: Bearer <api_key>`` or gets a 401 (code
-``invalid_api_key``).
+Knobs: tokens, timing, faults and wire shape, each settable per request with an ``x-fake-*``
+header and for the process with ``PUT /_fake/faults``, for every kind's endpoints, errors in
+the kind's own body (``tests/fakes/faults.py`` says what each does). Bad values get a 400.
+``FakeConfig`` and the command line (``tests/fakes/cli.py``) set the startup values of
+``tokens``, ``delay_ms``, ``latency_ms``, ``fail_after``, ``context_window`` and ``seed``.
+With ``FakeConfig.api_key`` set, requests must carry it as their kind does (OpenAI
+``Authorization: Bearer``, Azure ``api-key``, Anthropic ``x-api-key``, Gemini
+``x-goog-api-key`` or ``?key=``) or get the kind's refusal. With ``aws_access_key_id`` and
+``aws_secret_access_key`` (``--aws-access-key-id``, ``--aws-secret-access-key``,
+``--aws-region``), Bedrock requests must carry a valid SigV4 signature for them.
 
-``/_fake/stats`` is ``{"chat_requests", "streams", "by_status", "faults_injected",
-"in_flight"}``: chat completion requests ended, streams started, requests by status sent
-(``"200"``, ``"429"``, ...; ``"reset"`` for a connection closed without an answer, ``"hang"``
-for one never answered), requests in which a fault or refusal knob acted, and chat requests
-running now. A request is counted when it ends; ``DELETE`` zeroes all but ``in_flight``.
+``/_fake/stats`` is ``{"chat_requests", "embedding_requests", "streams", "by_status",
+"by_kind", "faults_injected", "in_flight"}``: chat and embedding requests ended, streams
+started, requests by status sent (``"200"``, ``"429"``, ...; ``"reset"`` for a connection
+closed without an answer, ``"hang"`` for one never answered), requests by kind (``openai``,
+``azure_openai``, ``anthropic``, ``gemini``, ``bedrock``), requests in which a fault or
+refusal knob acted, and requests running now. A request is counted when it ends; ``DELETE``
+zeroes all but ``in_flight``.
 
-Each entry of ``/_fake/requests`` has ``method``, ``path``, ``authorization`` (header value or
-null) and ``body`` (parsed JSON or null); streamed completions add ``stream``,
-``disconnected`` (the client went away before the end), ``aborted`` (cut by ``fail_after``)
-and ``events_sent`` (SSE events written); a hung request adds ``disconnected``.
+Each entry of ``/_fake/requests`` has ``method``, ``path``, ``kind``, ``authorization`` (the
+kind's credential header value or null) and ``body`` (parsed JSON or null); streams add
+``stream``, ``disconnected`` (the client went away before the end), ``aborted`` (cut by
+``fail_after``) and ``events_sent``; a hung request adds ``disconnected``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import itertools
 import math
-import os
 import random
-import signal
 import socket
 import struct
-import sys
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from tests.fakes.anthropic_wire import Anthropic
+from tests.fakes.azure import Azure, AzureEmbeddings
+from tests.fakes.bedrock_wire import Bedrock
+from tests.fakes.embeddings import OpenAIEmbeddings
 from tests.fakes.faults import (
     BadRequest,
     Faults,
@@ -74,25 +88,19 @@ from tests.fakes.faults import (
     faults_from_json,
     request_faults,
 )
-from tests.fakes.openai_stream import connected, pause, stream
-from tests.fakes.openai_wire import (
-    NOT_JSON,
-    Job,
-    completion,
-    decode,
-    encode,
-    error,
-    read_body,
-    refuse,
-    status_error,
-    usage,
-)
+from tests.fakes.gemini_wire import GeminiEmbed, GeminiGenerate
+from tests.fakes.kinds import Kind
+from tests.fakes.openai_wire import NOT_JSON, OpenAI, decode, encode, error
+from tests.fakes.sigv4_check import Signer
+from tests.fakes.streaming import connected, pause, stream
+from tests.fakes.tokens import Job, encoder
 
-__all__ = ["DEFAULT_MODEL", "FakeConfig", "Faults", "build_app", "main", "serve"]
+__all__ = ["DEFAULT_MODEL", "FakeConfig", "Faults", "build_app"]
 
 DEFAULT_MODEL = "fake-model"
 _LOG_SIZE = 200
 _MAX_MODELS = 1000
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class FakeConfig(msgspec.Struct):
@@ -103,6 +111,9 @@ class FakeConfig(msgspec.Struct):
     fail_after: int = -1  # >= 0: every stream breaks off after that many content chunks
     context_window: int | None = None
     seed: int | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_region: str = "us-east-1"
 
     def faults(self) -> Faults:
         """The knobs the process starts with and goes back to on ``DELETE /_fake/faults``."""
@@ -116,6 +127,12 @@ class FakeConfig(msgspec.Struct):
         }
         return msgspec.convert(knobs, Faults)
 
+    def signer(self) -> Signer | None:
+        """The SigV4 check of Bedrock requests; None (no check) without both AWS keys."""
+        if self.aws_access_key_id is None or self.aws_secret_access_key is None:
+            return None
+        return Signer(self.aws_access_key_id, self.aws_secret_access_key, self.aws_region)
+
 
 def _json(value: Any) -> web.Response:
     return web.Response(body=encode(value), content_type="application/json")
@@ -123,11 +140,6 @@ def _json(value: Any) -> web.Response:
 
 def _bad_request(exc: BadRequest) -> web.Response:
     return error(400, str(exc), "invalid_request_error", None, exc.param)
-
-
-def _model_of(body: Any) -> str:
-    model = body.get("model") if isinstance(body, dict) else None
-    return model if isinstance(model, str) and model else DEFAULT_MODEL
 
 
 def _reset(request: web.Request) -> None:
@@ -151,88 +163,83 @@ class _Provider:
         self.log: deque[dict[str, Any]] = deque(maxlen=_LOG_SIZE)
         self.models: dict[str, int] = {DEFAULT_MODEL: int(time.time())}
         self.ids = itertools.count(1)
-        self.id_prefix = os.urandom(4).hex()
-        self.auth = None if config.api_key is None else f"Bearer {config.api_key}"
+        self.openai = OpenAI(config.api_key)
 
     def _set_faults(self, faults: Faults) -> None:
         self.faults, self.fault_fields = faults, msgspec.structs.asdict(faults)
         self.rng = random.Random(faults.seed)
 
-    def _record(self, request: web.Request, body: Any) -> dict[str, Any]:
-        auth = request.headers.get("Authorization")
-        entry = {"method": request.method, "path": request.path, "authorization": auth}
-        entry["body"] = body
+    def _record(self, request: web.Request, kind: Kind, body: Any) -> dict[str, Any]:
+        entry: dict[str, Any] = {"method": request.method, "path": request.path}
+        entry["kind"] = kind.name
+        entry.update(authorization=kind.credential(request), body=body)
         self.log.append(entry)
         return entry
 
-    def _authorized(self, request: web.Request) -> bool:
-        return self.auth is None or request.headers.get("Authorization") == self.auth
+    def handler(self, kind: Kind) -> Handler:
+        """The aiohttp handler of ``kind``'s endpoint."""
 
-    @staticmethod
-    def _unauthorized() -> web.Response:
-        message = "Incorrect API key provided."
-        return error(401, message, "invalid_request_error", "invalid_api_key")
+        async def handle(request: web.Request) -> web.StreamResponse:
+            stats = self.stats
+            stats.in_flight += 1
+            job = Job(self.faults, kind.name, next(self.ids), int(time.time()))
+            try:
+                resp = await self._handle(request, kind, job)
+            finally:
+                stats.in_flight -= 1
+            outcome = job.outcome or str(resp.status)
+            stats.record(kind.name, outcome, job.streamed, job.faulted, kind.chat)
+            return resp
 
-    async def chat(self, request: web.Request) -> web.StreamResponse:
-        stats = self.stats
-        stats.in_flight += 1
-        job = Job(self.faults)
-        try:
-            resp = await self._chat(request, job)
-        finally:
-            stats.in_flight -= 1
-        stats.record(job.outcome or str(resp.status), job.streamed, job.faulted)
-        return resp
+        return handle
 
-    async def _chat(self, request: web.Request, job: Job) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, kind: Kind, job: Job) -> web.StreamResponse:
         raw = await request.read()
         try:
             body: Any = decode(raw)
         except msgspec.DecodeError:
             body = msgspec.UNSET
-        entry = self._record(request, None if body is msgspec.UNSET else body)
-        if not self._authorized(request):
-            return self._unauthorized()
+        entry = self._record(request, kind, None if body is msgspec.UNSET else body)
+        refused = kind.gate(request, raw)
+        if refused is not None:
+            return refused
         try:
             job.faults = faults = request_faults(self.faults, self.fault_fields, request.headers)
             if faults.latency_ms > 0:
                 await asyncio.sleep(faults.latency_ms / 1000)
             early = early_fault(faults, self.rng)
             if early is not None:
-                return await self._fail(request, entry, job, *early, _model_of(body))
-            read_body(job, body)
+                return await self._fail(request, entry, job, kind, *early, body)
+            job.encode = encoder(faults.spaced_json)
+            kind.read(job, body, request)
         except BadRequest as exc:
-            return _bad_request(exc)
-        refusal = refuse(job)
-        if refusal is not None:
-            job.faulted = True
-            return refusal
+            return kind.bad_request(str(exc), exc.param)
+        if kind.chat:
+            refusal = kind.refuse(job)
+            if refusal is not None:
+                job.faulted = True
+                return refusal
         if job.model not in self.models and len(self.models) < _MAX_MODELS:
             self.models[job.model] = int(time.time())
-        head: dict[str, Any] = {
-            "id": f"chatcmpl-{self.id_prefix}{next(self.ids):012x}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": job.model,
-        }
         if job.stream:
-            return await stream(request, entry, job, head, usage(job), self.stopping)
-        return await self._complete(request, job, head)
+            return await stream(request, entry, job, kind.framer(job), self.stopping)
+        return await self._complete(request, kind, job)
 
     async def _fail(
         self,
         request: web.Request,
         entry: dict[str, Any],
         job: Job,
-        kind: str,
+        kind: Kind,
+        fault: str,
         status: int,
-        model: str,
+        body: Any,
     ) -> web.StreamResponse:
         job.faulted = True
-        if kind == "status":
-            return status_error(status, model, job.faults.retry_after)
-        job.outcome = kind
-        if kind == "reset":
+        if fault == "status":
+            return kind.status_error(status, kind.model_of(request, body), job.faults.retry_after)
+        job.outcome = fault
+        if fault == "reset":
             _reset(request)
         else:
             await self._hang(request, entry)
@@ -245,7 +252,7 @@ class _Provider:
         if request.transport is not None:
             request.transport.close()
 
-    async def _complete(self, request: web.Request, job: Job, head: dict[str, Any]) -> web.Response:
+    async def _complete(self, request: web.Request, kind: Kind, job: Job) -> web.Response:
         faults = job.faults
         if faults.first_token_ms > 0:
             job.faulted = True
@@ -258,12 +265,13 @@ class _Provider:
         if faults.malformed_body:
             job.faulted = True
             return web.Response(body=NOT_JSON, content_type="application/json")
-        return web.Response(body=completion(job, head), content_type="application/json")
+        return web.Response(body=kind.answer(job), content_type="application/json")
 
     async def list_models(self, request: web.Request) -> web.Response:
-        self._record(request, None)
-        if not self._authorized(request):
-            return self._unauthorized()
+        self._record(request, self.openai, None)
+        refused = self.openai.gate(request, b"")
+        if refused is not None:
+            return refused
         data = [
             {"id": name, "object": "model", "created": created, "owned_by": "fake-provider"}
             for name, created in self.models.items()
@@ -271,7 +279,7 @@ class _Provider:
         return _json({"object": "list", "data": data})
 
     async def not_found(self, request: web.Request) -> web.Response:
-        self._record(request, None)
+        self._record(request, self.openai, None)
         message = f"Unknown request URL: {request.method} {request.path}."
         return error(404, message, "invalid_request_error", "unknown_url")
 
@@ -312,13 +320,36 @@ class _Provider:
 
 
 def build_app(config: FakeConfig) -> web.Application:
-    """Build the aiohttp application playing the upstream for ``config``."""
+    """Build the aiohttp application playing the upstreams for ``config``."""
     provider = _Provider(config)
+    key = config.api_key
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.on_shutdown.append(provider.stop)
     routes = app.router
-    routes.add_post("/v1/chat/completions", provider.chat)
+    routes.add_post("/v1/chat/completions", provider.handler(provider.openai))
+    routes.add_post("/v1/embeddings", provider.handler(OpenAIEmbeddings(key)))
     routes.add_get("/v1/models", provider.list_models)
+    routes.add_post("/v1/messages", provider.handler(Anthropic(key)))
+    azure = "/openai/deployments/{deployment}"
+    routes.add_post(f"{azure}/chat/completions", provider.handler(Azure(key)))
+    routes.add_post(f"{azure}/embeddings", provider.handler(AzureEmbeddings(key)))
+    generate, embed = GeminiGenerate(key), GeminiEmbed(key)
+    gemini = {
+        "generateContent": provider.handler(generate),
+        "streamGenerateContent": provider.handler(generate),
+        "batchEmbedContents": provider.handler(embed),
+        "embedContent": provider.handler(embed),
+    }
+
+    async def on_gemini(request: web.Request) -> web.StreamResponse:
+        method = request.match_info["target"].rpartition(":")[2]
+        handle = gemini.get(method)
+        return await (provider.not_found(request) if handle is None else handle(request))
+
+    routes.add_post("/v1beta/models/{target}", on_gemini)
+    bedrock = provider.handler(Bedrock(key, config.signer()))
+    routes.add_post(r"/model/{model_id:.+}/converse", bedrock)
+    routes.add_post(r"/model/{model_id:.+}/converse-stream", bedrock)
     routes.add_get("/_fake/requests", provider.get_log)
     routes.add_delete("/_fake/requests", provider.clear_log)
     routes.add_get("/_fake/faults", provider.get_faults)
@@ -331,65 +362,7 @@ def build_app(config: FakeConfig) -> web.Application:
     return app
 
 
-async def serve(host: str, port: int, config: FakeConfig) -> None:
-    """Serve the fake on ``host:port`` until cancelled."""
-    runner = web.AppRunner(build_app(config), access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
-        bound = runner.addresses[0][1] if runner.addresses else port
-        print(f"fake provider listening on http://{host}:{bound}", file=sys.stderr, flush=True)
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
-
-
-async def _run_until_signal(host: str, port: int, config: FakeConfig) -> None:
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(serve(host, port, config))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Fake OpenAI-compatible upstream provider.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9090)
-    parser.add_argument("--tokens", type=int, default=20, help="completion tokens per response")
-    parser.add_argument("--delay-ms", type=float, default=0, help="sleep between stream chunks")
-    parser.add_argument("--latency-ms", type=float, default=0, help="sleep before answering")
-    parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
-    parser.add_argument(
-        "--fail-after", type=int, default=-1, help="break every stream after N content chunks"
-    )
-    parser.add_argument(
-        "--context-window", type=int, default=None, help="refuse prompts past N tokens"
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed of the random failures")
-    args = parser.parse_args(argv)
-    config = FakeConfig(
-        args.tokens,
-        args.delay_ms,
-        args.latency_ms,
-        args.api_key,
-        args.fail_after,
-        args.context_window,
-        args.seed,
-    )
-    try:
-        config.faults()
-    except msgspec.ValidationError as exc:
-        parser.error(str(exc))
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(_run_until_signal(args.host, args.port, config))
-    else:
-        uvloop.run(_run_until_signal(args.host, args.port, config))
-
-
 if __name__ == "__main__":
+    from tests.fakes.cli import main
+
     main()
