@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DONE", "SSEDecoder", "frame"]
+__all__ = ["DONE", "SSEDecoder", "complete", "frame"]
 
 DONE = b"[DONE]"
 
@@ -10,6 +10,17 @@ DONE = b"[DONE]"
 def frame(data: bytes) -> bytes:
     """One `data:` event (single-line data, as LLM providers send)."""
     return b"data: " + data + b"\n\n"
+
+
+def complete(buffer: bytes) -> tuple[bytes, bytes]:
+    """`buffer` split after its last complete event (a blank line ends one): the
+    events, and the rest."""
+    end = 0
+    for blank in (b"\n\n", b"\r\n\r\n", b"\r\r"):
+        at = buffer.rfind(blank)
+        if at >= 0:
+            end = max(end, at + len(blank))
+    return buffer[:end], buffer[end:]
 
 
 class SSEDecoder:
@@ -27,11 +38,14 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[bytes]:
         text = self._buffer + chunk
         if not self._data and b"\r" not in text:
-            # what LLM providers send: `data: …` single-line events, LF line ends
+            # what LLM providers send: `data: …` single-line events (after an `event:`
+            # line, as Anthropic's), LF line ends
             *blocks, rest = text.split(b"\n\n")
             if b"\n" not in rest:
                 events = []
                 for block in blocks:
+                    if block.startswith(b"event:"):  # `event: <name>` then one data line
+                        block = block[block.find(b"\n") + 1 :]
                     if not block.startswith(b"data: ") or b"\n" in block:
                         break
                     events.append(block[6:])

@@ -21,9 +21,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from shared.errors import GatewayError, UpstreamError, UpstreamOverloaded, UpstreamRefused
+from shared.errors import (
+    BadRequest,
+    GatewayError,
+    UpstreamError,
+    UpstreamOverloaded,
+    UpstreamRefused,
+)
 
-__all__ = ["MESSAGE_LIMIT", "Said", "from_upstream"]
+__all__ = ["MESSAGE_LIMIT", "Said", "from_upstream", "malformed", "no_reasoning_effort"]
 
 MESSAGE_LIMIT = 500  # an upstream's message is cut here (it may quote the client's input)
 
@@ -74,3 +80,18 @@ def from_upstream(status: int, said: Said, body: bytes, retry_after: float | Non
         error.retry_after = retry_after
     error.detail = f"HTTP {status}: {body[:MESSAGE_LIMIT].decode('utf-8', 'replace')}"
     return error
+
+
+def malformed() -> UpstreamError:
+    """An answer that cannot be read (worth another attempt)."""
+    return UpstreamError("The upstream's answer was malformed.", code="upstream_malformed")
+
+
+def no_reasoning_effort(effort: str | None) -> None:
+    """Refuse a reasoning effort, for a kind that takes a thinking budget instead."""
+    if effort is not None:
+        raise BadRequest(
+            "`reasoning_effort` is not supported by this model's upstream; "
+            "set a thinking budget instead.",
+            param="reasoning_effort",
+        )
