@@ -19,13 +19,22 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-from bench.compare import CLIENT_CORE, GATEWAY_CORE, bench_proc, start_upstream
+from bench.compare import (
+    CLIENT_CORE,
+    GATEWAY_CORE,
+    bench_proc,
+    measure,
+    start_sluice,
+    start_upstream,
+)
 from bench.loadgen import run_load
 from bench.memory import hold_streams
 from bench.support import ROOT, Proc, free_port, rss_kib
 
+SLUICE = "Sluice (its whole request path)"
 VARIANTS = [
     # name, framework, client, loop, http
     ("plain + aiohttp, uvloop + httptools", "plain", "aiohttp", "uvloop", "httptools"),
@@ -70,10 +79,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--memory-streams", type=int, default=1000)
+    parser.add_argument(
+        "--sluice-only",
+        action="store_true",
+        help="only the bare aiohttp proxy and Sluice (the relay's share of a bare proxy)",
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {int(CLIENT_CORE)})
     procs: list[Proc] = []
+    cleanups: list[Callable[[], None]] = []
     rows: list[dict[str, Any]] = []
+    variants = VARIANTS[:1] if args.sluice_only else VARIANTS
     try:
         fast = start_upstream(procs, "stack-upstream", "--tokens", "20")
         slow = start_upstream(procs, "stack-slow-upstream", "--delay-ms", "500", "--tokens", "240")
@@ -83,7 +99,7 @@ def main() -> None:
             row |= _load(direct, concurrency, False, args.seconds)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
-        for name, framework, client, loop, http in VARIANTS:
+        for name, framework, client, loop, http in variants:
             proc, url = _start(fast, framework, client, loop, http)
             _load(url, 16, False, 1)  # warm up
             for stream in (False, True):
@@ -93,7 +109,7 @@ def main() -> None:
                     rows.append(row)
                     print(json.dumps(row), file=sys.stderr)
             proc.stop()
-            if framework == "plain" and loop == "uvloop":
+            if framework == "plain" and loop == "uvloop" and not args.sluice_only:
                 proc, url = _start(slow, framework, client, loop, http)
                 time.sleep(1)
                 pid = proc.proc.pid
@@ -105,12 +121,36 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
                 proc.stop()
+        rows += _sluice(fast, procs, cleanups, args.seconds)
     finally:
         for proc in procs:
             proc.stop()
-    out = ROOT / "bench" / "results" / "stack.json"
-    out.write_text(json.dumps(rows, indent=2) + "\n")
+        for cleanup in cleanups:
+            cleanup()
+    name = "stack-sluice.json" if args.sluice_only else "stack.json"
+    (ROOT / "bench" / "results" / name).write_text(json.dumps(rows, indent=2) + "\n")
     print(_table(rows))
+
+
+def _sluice(
+    upstream: str, procs: list[Proc], cleanups: list[Callable[[], None]], seconds: float
+) -> list[dict[str, Any]]:
+    """Sluice itself on the same upstream and loads: what its request path keeps of a
+    bare forwarding proxy's req/s."""
+    target = start_sluice(upstream, procs, cleanups)
+    measure(target, 16, False, 2000, 1)  # warm up
+    rows = []
+    for stream in (False, True):
+        for concurrency in (1, 64):
+            row = {"variant": SLUICE, "stream": stream, "concurrency": concurrency}
+            result = measure(target, concurrency, stream, 10**7, seconds)
+            row |= {k: result[k] for k in ("rps", "p50_ms", "errors")}
+            row["cpu_us_per_request"] = result["gateway_cpu_us_per_request"]
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    if target.proc is not None:
+        target.proc.stop()
+    return rows
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -120,7 +160,10 @@ def _table(rows: list[dict[str, Any]]) -> str:
         "| per open stream |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, *_ in VARIANTS:
+    present = {r["variant"] for r in rows}
+    for name in [v[0] for v in VARIANTS] + [SLUICE]:
+        if name not in present:
+            continue
         cells = {
             (r["stream"], r["concurrency"]): f"{r['rps']:,.0f} req/s"
             + (f" ({r['errors']} errors)" if r["errors"] else "")

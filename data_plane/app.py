@@ -24,6 +24,7 @@ from data_plane.routing.health import Health
 from data_plane.routing.report import HealthCollector
 from data_plane.snapshot import SnapshotHolder
 from data_plane.sync import Follower
+from data_plane.translate.dialects import ANTHROPIC, OPENAI
 from data_plane.transport.attempt import client_timeout
 from data_plane.usage import UsageRecord, UsageRecorder
 from shared.config import Settings
@@ -100,7 +101,9 @@ class DataPlane:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        methods = self._routes.get(scope["path"])
+        path = scope["path"]
+        methods = self._routes.get(path)
+        dialect = ANTHROPIC if path.startswith("/v1/messages") else OPENAI
         out = Responder(send)
         try:
             if methods is None:
@@ -115,12 +118,13 @@ class DataPlane:
                 raise ServiceUnavailable("The gateway is starting; try again shortly.")
             await handler(scope, receive, out)
         except GatewayError as exc:
-            await send_error(out, exc)
+            await send_error(out, exc, dialect)
         except OSError:
             pass  # the client left before we could answer
         except Exception:
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-            await send_error(out, InternalError("The gateway failed to handle the request."))
+            error = InternalError("The gateway failed to handle the request.")
+            await send_error(out, error, dialect)
 
     async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_response(send, 200, b'{"status":"ok"}', (JSON,))
@@ -182,9 +186,18 @@ class DataPlane:
             "/readyz": {"GET": self._readyz},
             "/metrics": {"GET": self._metrics},
             "/v1/chat/completions": {"POST": self.gateway.chat_completions},
+            "/v1/embeddings": {"POST": self.gateway.embeddings},
+            "/v1/messages": {"POST": self.gateway.messages},
+            "/v1/messages/count_tokens": {"POST": self.gateway.count_tokens},
             "/v1/models": {"GET": self.gateway.models},
         }
-        self._need_snapshot = {self.gateway.chat_completions, self.gateway.models}
+        self._need_snapshot = {
+            self.gateway.chat_completions,
+            self.gateway.embeddings,
+            self.gateway.messages,
+            self.gateway.count_tokens,
+            self.gateway.models,
+        }
         if self.settings.debug_endpoints:
             self._routes["/debug/snapshot"] = {"GET": self._debug_snapshot}
         follow = asyncio.create_task(self.follower.run(), name="sluice-follower")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from shared.errors import GatewayError, PayloadTooLarge, error_event, error_json
+from data_plane.translate.dialect import Dialect
+from shared.errors import GatewayError, PayloadTooLarge
 
 __all__ = [
     "JSON",
@@ -77,10 +78,12 @@ class Responder:
         await self.send(message)
 
 
-async def send_error(out: Responder, exc: GatewayError) -> None:
-    """The one way an error reaches a client: an OpenAI error body, or, once the
-    response has started (a stream), a final SSE error event that ends it."""
+async def send_error(out: Responder, exc: GatewayError, dialect: Dialect) -> None:
+    """The one way an error reaches a client: an error body in the client's dialect,
+    or, once the response has started (a stream), that dialect's final error event."""
     if out.started:
-        await out({"type": "http.response.body", "body": error_event(exc), "more_body": False})
+        body = dialect.error_event(exc)
+        await out({"type": "http.response.body", "body": body, "more_body": False})
     else:
-        await send_response(out, exc.status, error_json(exc), (JSON, *exc.headers))
+        body = dialect.error_body(exc)
+        await send_response(out, dialect.status(exc), body, (JSON, *exc.headers))

@@ -19,11 +19,12 @@ from data_plane.limits import Limiter
 from data_plane.pipeline import accounting
 from data_plane.pipeline.attempts import Upstreams
 from data_plane.pipeline.call import Call
-from data_plane.pipeline.gate import authenticate, pass_gate
+from data_plane.pipeline.gate import authenticate, parse_body, pass_gate, route_for
 from data_plane.pipeline.relay import relay_stream, send_whole
-from data_plane.policy import policies_for
+from data_plane.policy import check_model, estimate_prompt_tokens, policies_for
 from data_plane.snapshot import SnapshotHolder
-from data_plane.transport.stream import StreamState
+from data_plane.translate.dialect import Dialect
+from data_plane.translate.dialects import ANTHROPIC, OPENAI
 from data_plane.usage import UsageRecorder
 from shared.errors import GatewayError
 
@@ -50,9 +51,21 @@ class Gateway:
         self.usage = usage
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._serve(scope, receive, send, OPENAI, "chat")
+
+    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._serve(scope, receive, send, ANTHROPIC, "messages")
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._serve(scope, receive, send, OPENAI, "embeddings")
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, dialect: Dialect, operation: str
+    ) -> None:
         started, created_at = time.monotonic(), datetime.now(UTC)
         state = self.holder.state
-        call = Call(uuid.uuid4(), started, created_at, state, authenticate(state, scope))
+        key = authenticate(state, scope, x_api_key=dialect is ANTHROPIC)
+        call = Call(uuid.uuid4(), started, created_at, state, key, dialect, operation)
         try:
             body = pass_gate(
                 call, await read_body(receive, self.max_body), self.limiter, self.budgets
@@ -60,10 +73,7 @@ class Gateway:
             accounting.begin(call, self.budgets)
             route = call.route
             assert route is not None
-            stream_state = None
-            if call.stream:
-                stream_state = StreamState(call.wants_usage, route.continuation, call.choices)
-            committed = await self.upstreams.commit(call, body, stream_state)
+            committed = await self.upstreams.commit(call, body)
             assert call.admission is not None
             headers = [*call.admission.headers, *call.id_headers()]
             if committed.opened is None:
@@ -78,6 +88,18 @@ class Gateway:
             raise
         finally:
             accounting.settle(call, self.limiter, self.budgets, self.usage)
+
+    async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Anthropic's token count, estimated (about four characters a token); the
+        `x-sluice-estimate` header says so. Nothing is sent upstream or counted."""
+        state = self.holder.state
+        key = authenticate(state, scope, x_api_key=True)
+        body, model, _ = parse_body(await read_body(receive, self.max_body))
+        route_for(state, key, model)
+        check_model(policies_for(state, key), model)
+        count = estimate_prompt_tokens(body)
+        headers = [JSON, (b"x-sluice-estimate", b"true")]
+        await send_response(send, 200, _encode({"input_tokens": count}), headers)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.holder.state

@@ -31,15 +31,22 @@ def check_model(policies: list[tuple[str, Policy]], model: str) -> None:
             )
 
 
-def apply_max_tokens(policies: list[tuple[str, Policy]], body: dict[str, Any]) -> dict[str, Any]:
+_OPENAI_CAPS = ("max_completion_tokens", "max_tokens")
+
+
+def apply_max_tokens(
+    policies: list[tuple[str, Policy]],
+    body: dict[str, Any],
+    names: tuple[str, ...] = _OPENAI_CAPS,
+) -> dict[str, Any]:
     """Refuse a request asking for more completion tokens than the policies allow;
-    cap one that does not say."""
+    cap one that does not say (with the first of the dialect's field `names`)."""
     caps = [p.max_tokens for _, p in policies if p.max_tokens is not None]
     if not caps:
         return body
     cap = min(caps)
     said = False
-    for name in ("max_completion_tokens", "max_tokens"):
+    for name in names:
         asked = body.get(name)
         if asked is None:
             continue
@@ -52,25 +59,38 @@ def apply_max_tokens(policies: list[tuple[str, Policy]], body: dict[str, Any]) -
                 param=name,
                 code="max_tokens_exceeded",
             )
-    return body if said else {**body, "max_completion_tokens": cap}
+    return body if said else {**body, names[0]: cap}
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:
-    """A cheap estimate (about four characters a token), settled with the real usage."""
-    chars = 0
+    """A cheap estimate (about four characters a token), settled with the real usage:
+    the text of the messages (OpenAI's or Anthropic's), a system prompt given apart
+    (Anthropic's), and an embeddings request's `input`."""
+    chars = _text_length(body.get("system")) + _text_length(body.get("input"))
     messages = body.get("messages")
     if isinstance(messages, list):
         for message in messages:
-            if not isinstance(message, dict):
-                continue
-            content = message.get("content")
-            if isinstance(content, str):
-                chars += len(content)
-            elif isinstance(content, list):
-                chars += sum(
-                    len(part.get("text", ""))
-                    for part in content
-                    if isinstance(part, dict) and isinstance(part.get("text"), str)
-                )
-            chars += 16  # role and framing
+            if isinstance(message, dict):
+                chars += _text_length(message.get("content")) + 16  # role and framing
     return max(chars // 4, 1)
+
+
+def _text_length(content: Any, inner: bool = True) -> int:
+    """Characters of text in a string, or in a list of strings or content parts (a
+    tool result's own content included, one level down)."""
+    if isinstance(content, str):
+        return len(content)
+    if not isinstance(content, list):
+        return 0
+    chars = 0
+    for part in content:
+        if isinstance(part, str):
+            chars += len(part)
+        elif isinstance(part, dict):
+            text = part.get("text")
+            if isinstance(text, str):
+                chars += len(text)
+            nested = part.get("content")
+            if inner and isinstance(nested, str | list):
+                chars += _text_length(nested, inner=False)
+    return chars

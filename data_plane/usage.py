@@ -48,6 +48,8 @@ _COLUMNS = (
     "error_code",
     "deployment_id",
     "attempts",
+    "operation",
+    "dialect",
 )
 
 
@@ -70,6 +72,8 @@ class UsageRecord(msgspec.Struct, frozen=True):
     error_code: str | None
     deployment_id: uuid.UUID | None = None  # the deployment that answered, else the last tried
     attempts: int = 1
+    operation: str = "chat"  # chat, messages or embeddings
+    dialect: str = "openai"  # the API the client spoke
 
     def row(self) -> tuple[object, ...]:
         return tuple(getattr(self, c) for c in _COLUMNS)

@@ -19,7 +19,7 @@ from data_plane.pipeline.attempts import Upstreams
 from data_plane.pipeline.call import Call
 from data_plane.pipeline.relay import relay_stream
 from data_plane.routing.health import Health
-from data_plane.transport.stream import StreamState
+from data_plane.translate.dialects import OPENAI
 from shared.routing import Deployment
 from shared.secrets import SecretBox
 from shared.state import ApiKey, Provider, Route, State
@@ -53,7 +53,7 @@ def _call(fake_url: str) -> Call:
     route = Route(id="r1", model="m", tenant_ids=None, deployments=(deployment,))
     state = State(providers=Map({"p1": provider}), routes=Map({"r1": route}))
     key = ApiKey("k1", "t1", "key", "sk-", "hash")
-    call = Call(uuid.uuid4(), time.monotonic(), datetime.now(UTC), state, key)
+    call = Call(uuid.uuid4(), time.monotonic(), datetime.now(UTC), state, key, OPENAI, "chat")
     call.route, call.stream = route, True
     return call
 
@@ -65,7 +65,7 @@ async def _start_slow_stream(
 
     async def run() -> None:
         body = chat_body(stream=True)
-        committed = await upstreams.commit(call, body, StreamState(False, keep_text=False))
+        committed = await upstreams.commit(call, body)
         await relay_stream(upstreams, call, committed, None, server.receive, server.send, [])
 
     session.headers["x-fake-delay-ms"] = "300"

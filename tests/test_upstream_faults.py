@@ -70,7 +70,8 @@ class Fault:
 
 
 CUT_AT = 5  # content events before a stream breaks
-FAILED = Alone(502, "upstream_error", "The upstream failed (HTTP 503).")
+FAILED = Alone(502, "upstream_error", "The upstream failed (HTTP 500).")
+OVERLOADED = Alone(503, "upstream_overloaded", "The upstream is overloaded (HTTP 503).")
 RESET = Alone(502, "upstream_reset", "The upstream closed the connection before answering.")
 NO_ANSWER = Alone(
     504, "upstream_timeout", "The upstream did not answer in time (no answer within 0.5 s)."
@@ -81,8 +82,10 @@ NO_FIRST = Alone(
 FAULTS = [
     Fault("429 with Retry-After", {"status": 429, "retry_after": 1}, False),
     Fault("429 without Retry-After", {"status": 429}, False),
-    Fault("503", {"status": 503}, False, alone=FAILED),
-    Fault("503 stream", {"status": 503}, True, alone=FAILED),
+    Fault("500", {"status": 500}, False, alone=FAILED),
+    Fault("500 stream", {"status": 500}, True, alone=FAILED),
+    Fault("503", {"status": 503}, False, alone=OVERLOADED),
+    Fault("503 stream", {"status": 503}, True, alone=OVERLOADED),
     Fault("reset before headers", {"reset": True}, False, alone=RESET),
     Fault("reset before headers stream", {"reset": True}, True, alone=RESET),
     # the connection closed without a word (no RST): still a reset, not "could not be reached"

@@ -93,5 +93,7 @@ def settle(call: Call, limiter: Limiter, budgets: Budgets, usage: UsageRecorder)
             error_code=_clean(call.error_code),
             deployment_id=None if deployment is None else _as_uuid(deployment.id),
             attempts=call.attempts,
+            operation=call.operation,
+            dialect=call.dialect.name,
         )
     )

@@ -22,8 +22,9 @@ import aiohttp
 
 from data_plane.limits import Admission, Limiter
 from data_plane.pipeline.call import Call
+from data_plane.pipeline.translation import Relayed, prepare
 from data_plane.policy import check_model, policies_for
-from data_plane.providers import ADAPTERS, Adapter
+from data_plane.providers import ADAPTERS, Adapter, Connection
 from data_plane.routing.health import DeploymentHealth, Health
 from data_plane.routing.plan import choose
 from data_plane.transport.attempt import Opened, fetch_whole, open_stream, transport_error
@@ -31,9 +32,9 @@ from data_plane.transport.stream import StreamState
 from shared.errors import GatewayError, ModelNotAllowed, NoDeployment, RateLimited, UpstreamError
 from shared.routing import Deployment
 from shared.secrets import SecretBox, SecretKeyError
-from shared.state import Policy, Route, State
+from shared.state import Policy, Provider, Route, State
 
-__all__ = ["Committed", "Upstreams"]
+__all__ = ["Committed", "Relayed", "Upstreams"]
 
 log = logging.getLogger("sluice.data_plane.attempts")
 
@@ -56,7 +57,7 @@ class Committed:
         adapter: Adapter,
         opened: Opened | None,
         body: bytes = b"",
-        state: StreamState | None = None,
+        state: Relayed | None = None,
     ) -> None:
         self.deployment, self.health, self.probe, self.adapter = deployment, health, probe, adapter
         self.opened, self.body, self.state = opened, body, state
@@ -83,7 +84,7 @@ class Upstreams:
     ) -> None:
         self.session, self.health, self.limiter, self.box = session, health, limiter, box
         # ciphertext -> key, decrypted once; forgotten when the providers change
-        self._keys: dict[str, str] = {}
+        self._connections: dict[str, Connection] = {}
         self._providers_seen: object = None
         self._quota_policies: dict[Deployment, tuple[str, Policy]] = {}
 
@@ -91,12 +92,12 @@ class Upstreams:
         self,
         call: Call,
         body: dict[str, Any],
-        stream_state: StreamState | None = None,
+        continuing: StreamState | None = None,
         avoid: str | None = None,
     ) -> Committed:
         """Attempt until one commits; raise the last failure when none may. For a
-        continuation, `avoid` is the deployment that just failed and only
-        deployments that continue answers are tried."""
+        continuation (`continuing`, the stream so far), `avoid` is the deployment
+        that just failed and only deployments that continue answers are tried."""
         route = call.route
         assert route is not None
         last: GatewayError | None = None
@@ -123,7 +124,7 @@ class Upstreams:
             tried.add(deployment.id)
             try:
                 committed = await self._attempt(
-                    call, deployment, health, body, stream_state, deadline
+                    call, deployment, health, body, continuing, deadline
                 )
             except _OutOfTime as out:
                 log.warning(
@@ -166,7 +167,7 @@ class Upstreams:
         deployment: Deployment,
         health: DeploymentHealth,
         body: dict[str, Any],
-        stream_state: StreamState | None,
+        continuing: StreamState | None,
         deadline: float,
     ) -> Committed:
         state = call.state
@@ -174,8 +175,10 @@ class Upstreams:
         adapter = None if provider is None else ADAPTERS.get(provider.kind)
         if provider is None or adapter is None:
             raise UpstreamError("The deployment has no usable provider.", code="no_provider")
-        api_key = self._provider_key(state, provider.api_key_ciphertext)
-        request = adapter.chat_request(provider.base_url, api_key, deployment.upstream_model, body)
+        # what the client asked, for this kind (a field it cannot express: a 400, which
+        # says nothing of the deployment)
+        prepared = prepare(call, adapter, self._connection(state, provider), deployment, body)
+        request = prepared.request
         timeouts = deployment.timeouts
         started = time.monotonic()
         limit = timeouts.first_token if call.stream else timeouts.response
@@ -184,21 +187,16 @@ class Upstreams:
         cut = deadline - started < min(limit, _FAIR_CHANCE)
         capped = deadline - started < limit
         limit = max(min(limit, deadline - started), 0.001)
-        if stream_state is not None and not (stream_state.continuing or stream_state.pristine()):
-            # a failed attempt leaves nothing behind (a continuation goes on from its state)
-            stream_state = stream_state.fresh()
         probe = health.begin()
         try:
             if call.stream:
-                assert stream_state is not None
+                stream = continuing if continuing is not None else prepared.stream()
                 async with asyncio.timeout(limit):
-                    opened = await open_stream(
-                        self.session, adapter, request, timeouts, stream_state
-                    )
+                    opened = await open_stream(self.session, adapter, request, timeouts, stream)
                 health.succeeded(opened.first_at, opened.first_at - started, probe)
-                return Committed(deployment, health, probe, adapter, opened, state=stream_state)
+                return Committed(deployment, health, probe, adapter, opened, state=stream)
             answer, call.prompt_tokens, call.completion_tokens = await fetch_whole(
-                self.session, adapter, request, timeouts, limit if capped else None
+                self.session, adapter, request, timeouts, prepared.read, limit if capped else None
             )
         except GatewayError as exc:
             health.end(probe)
@@ -274,7 +272,7 @@ class Upstreams:
                 return deployment.continuation
             provider = state.providers.get(deployment.provider_id)
             adapter = None if provider is None else ADAPTERS.get(provider.kind)
-            return adapter is not None and adapter.continues
+            return adapter is not None and adapter.continues and adapter.wire == "openai"
 
         return allowed
 
@@ -299,23 +297,26 @@ class Upstreams:
         )
         return fallback
 
-    def _provider_key(self, state: State, ciphertext: str | None) -> str | None:
-        if state.providers is not self._providers_seen:  # a key may have been replaced
-            self._keys.clear()
+    def _connection(self, state: State, provider: Provider) -> Connection:
+        """How to reach the provider, its credential decrypted once; forgotten when the
+        providers change (a key may have been replaced)."""
+        if state.providers is not self._providers_seen:
+            self._connections.clear()
             self._providers_seen = state.providers
-        if ciphertext is None:
-            return None
-        known = self._keys.get(ciphertext)
+        known = self._connections.get(provider.id)
         if known is not None:
             return known
-        try:
-            plain = self.box.decrypt(ciphertext)
-        except SecretKeyError:
-            raise UpstreamError(
-                "The provider's key cannot be decrypted.", code="no_provider"
-            ) from None
-        self._keys[ciphertext] = plain
-        return plain
+        secret = None
+        if provider.api_key_ciphertext is not None:
+            try:
+                secret = self.box.decrypt(provider.api_key_ciphertext)
+            except SecretKeyError:
+                raise UpstreamError(
+                    "The provider's key cannot be decrypted.", code="no_provider"
+                ) from None
+        made = Connection(provider.base_url, secret, dict(provider.options))
+        self._connections[provider.id] = made
+        return made
 
 
 def _unavailable(over_quota: bool, wait: float | None) -> GatewayError:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from data_plane.limits import Admission
+from data_plane.translate import openai_embeddings
+from data_plane.translate.dialect import Dialect
+from data_plane.translate.model import EmbeddingsRequest, Request
 from shared.routing import Deployment
 from shared.state import ApiKey, Route, State
 
@@ -20,6 +24,8 @@ class Call:
     created_at: datetime
     state: State  # read once, at the start: a swap meanwhile does not change this request
     key: ApiKey
+    dialect: Dialect  # the API the client speaks
+    operation: str  # "chat", "messages" or "embeddings"
     model: str = ""
     stream: bool = False
     wants_usage: bool = False
@@ -43,6 +49,22 @@ class Call:
     content_events: int = 0
     first_byte: float | None = None  # time.monotonic() of the first byte to the client
     disconnected: bool = False
+    # the client's body read into the canonical model, once, when a deployment needs it
+    _canonical: Request | None = None
+    _embeddings: EmbeddingsRequest | None = None
+    embeddings_body: dict[str, Any] | None = None
+    encoding_format: str = "float"
+
+    def canonical(self, body: dict[str, Any]) -> Request:
+        if self._canonical is None:
+            self._canonical = self.dialect.request(body)
+        return self._canonical
+
+    def embeddings_request(self) -> EmbeddingsRequest:
+        if self._embeddings is None:
+            assert self.embeddings_body is not None
+            self._embeddings = openai_embeddings.read_request(self.embeddings_body)
+        return self._embeddings
 
     def id_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [

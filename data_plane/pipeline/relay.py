@@ -20,12 +20,11 @@ from typing import Any
 import aiohttp
 
 from data_plane.asgi import JSON, Receive, Send, send_response
-from data_plane.pipeline.attempts import Committed, Upstreams
+from data_plane.pipeline.attempts import Committed, Relayed, Upstreams
 from data_plane.pipeline.call import Call
 from data_plane.transport.attempt import transport_error
 from data_plane.transport.stream import StreamState
 from shared.errors import GatewayError, UpstreamError, UpstreamTimeout
-from shared.sse import DONE, frame
 
 __all__ = ["relay_stream", "send_whole"]
 
@@ -36,7 +35,6 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-_DONE_EVENT = frame(DONE)
 
 
 async def send_whole(
@@ -101,7 +99,7 @@ async def _relay(
     upstreams: Upstreams,
     call: Call,
     committed: Committed,
-    state: StreamState,
+    state: Relayed,
     body: dict[str, Any] | None,
     send: Send,
 ) -> None:
@@ -128,19 +126,28 @@ async def _relay(
                 exc.code,
             )
             first_failure = first_failure or exc
-            if body is None or not state.continuable or not route.continuation:
+            if state.error_relayed:  # the client has the upstream's error event already
+                call.status, call.error_code = exc.status, exc.code
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            if (
+                body is None
+                or not isinstance(state, StreamState)
+                or not state.continuable
+                or not route.continuation
+            ):
                 raise first_failure from None
             following = await _continuation(upstreams, call, committed, state, body)
             if following is None:
                 raise first_failure from None
             committed = following
-    await send({"type": "http.response.body", "body": _DONE_EVENT, "more_body": False})
+    await send({"type": "http.response.body", "body": state.close(), "more_body": False})
 
 
-async def _pump(call: Call, committed: Committed, state: StreamState, send: Send) -> None:
+async def _pump(call: Call, committed: Committed, state: Relayed, send: Send) -> None:
     opened = committed.opened
     assert opened is not None
-    resp, decoder = opened.resp, opened.decoder
+    resp = opened.resp
     whole = False  # read to its end: the connection may serve another request
     try:
         if opened.first:
@@ -155,7 +162,7 @@ async def _pump(call: Call, committed: Committed, state: StreamState, send: Send
                 chunk = await resp.content.readany()
                 if not chunk:
                     break
-                ready = state.take(decoder.feed(chunk))
+                ready = state.feed(chunk)
                 if ready:
                     await send({"type": "http.response.body", "body": ready, "more_body": True})
                 if time.monotonic() > ends_by and not state.finished:
@@ -195,9 +202,11 @@ async def _continuation(
     upstreams: Upstreams, call: Call, committed: Committed, state: StreamState, body: dict[str, Any]
 ) -> Committed | None:
     """Ask another deployment to continue the answer; None if none will."""
+    ask = committed.adapter.continuation_body
+    if ask is None:
+        return None
     state.begin_continuation()
-    adapter = committed.adapter
-    asked = adapter.continuation_body(body, state.prefill(), state.content_events)
+    asked = ask(body, state.prefill(), state.content_events)
     try:
         return await upstreams.commit(call, asked, state, avoid=committed.deployment.id)
     except GatewayError as exc:

@@ -4,9 +4,11 @@
 INSERT INTO usage (
     request_id, created_at, tenant_id, key_id, model, provider_id, upstream_model,
     prompt_tokens, completion_tokens, cost_usd, status, latency_ms, ttft_ms, stream,
-    disconnected, error_code, deployment_id, attempts
+    disconnected, error_code, deployment_id, attempts, operation, dialect
 )
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+VALUES (
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20
+)
 ON CONFLICT DO NOTHING
 RETURNING request_id;
 

@@ -11,18 +11,28 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from functools import lru_cache
+from typing import NamedTuple, Protocol
 
 import aiohttp
 import msgspec
 
 from data_plane.providers import Adapter, UpstreamRequest
-from data_plane.transport.stream import StreamState
+from data_plane.translate.upstream_errors import malformed
 from shared.errors import GatewayError, UpstreamError, UpstreamTimeout
 from shared.routing import Timeouts
-from shared.sse import SSEDecoder
 
-__all__ = ["Opened", "client_timeout", "fetch_whole", "open_stream", "transport_error"]
+__all__ = [
+    "Opened",
+    "UpstreamStream",
+    "Whole",
+    "client_timeout",
+    "fetch_whole",
+    "open_stream",
+    "openai_answer",
+    "transport_error",
+]
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _MAX_RETRY_AFTER = 3600.0
@@ -42,14 +52,31 @@ _answer = msgspec.json.Decoder(_Answer).decode
 
 
 class Opened:
-    """A stream past its commit point: the response, its decoder and what to send first."""
+    """A stream past its commit point: the response and what to send first."""
 
-    __slots__ = ("decoder", "first", "first_at", "resp")
+    __slots__ = ("first", "first_at", "resp")
 
-    def __init__(
-        self, resp: aiohttp.ClientResponse, decoder: SSEDecoder, first: bytes, first_at: float
-    ) -> None:
-        self.resp, self.decoder, self.first, self.first_at = resp, decoder, first, first_at
+    def __init__(self, resp: aiohttp.ClientResponse, first: bytes, first_at: float) -> None:
+        self.resp, self.first, self.first_at = resp, first, first_at
+
+
+class Whole(NamedTuple):
+    """A whole answer: the body for the client and the usage it reported."""
+
+    body: bytes
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+class UpstreamStream(Protocol):
+    """A stream being read from an upstream and relayed (`StreamState`,
+    `TranslatedStream`, `NativeStream`)."""
+
+    events: int
+    error: GatewayError | None
+
+    def attempt(self) -> None: ...
+    def first(self, chunk: bytes) -> bytes: ...
 
 
 @lru_cache(maxsize=1024)
@@ -100,10 +127,11 @@ async def open_stream(
     adapter: Adapter,
     request: UpstreamRequest,
     timeouts: Timeouts,
-    state: StreamState,
+    stream: UpstreamStream,
 ) -> Opened:
-    """Send, and read up to the first event, within `timeouts.first_token`. The caller
-    wraps this in `asyncio.timeout(first_token)`; a timeout is reported by it."""
+    """Send, and read up to the first event for the client, within
+    `timeouts.first_token`. The caller wraps this in `asyncio.timeout(first_token)`;
+    a timeout is reported by it."""
     resp = await session.post(
         request.url,
         data=request.body,
@@ -113,9 +141,7 @@ async def open_stream(
     try:
         if resp.status >= 400:
             raise await _refusal(adapter, resp)
-        decoder = SSEDecoder()
-        malformed, valid = state.malformed, state.events
-        first: list[bytes] = []
+        stream.attempt()
         while True:
             chunk = await resp.content.readany()
             if not chunk:
@@ -123,25 +149,11 @@ async def open_stream(
                     "The upstream ended the stream before its first event.",
                     code="upstream_incomplete",
                 )
-            # one event at a time until a valid one: a read may bring the first events
-            # and, after them, a malformed one, which is past the commit point
-            # (dropped, not retried)
-            events = decoder.feed(chunk)
-            taken = 0
-            while taken < len(events) and state.events == valid:
-                first.append(state.take(events[taken : taken + 1]))
-                taken += 1
-                if state.malformed > malformed:
-                    raise UpstreamError(
-                        "The upstream's stream began with a malformed event.",
-                        code="upstream_malformed",
-                    )
-            if taken < len(events):
-                first.append(state.take(events[taken:]))
-            if any(first):  # committed; an error event after these is the relay's to raise
-                return Opened(resp, decoder, b"".join(first), time.monotonic())
-            if state.error is not None:
-                raise state.error
+            first = stream.first(chunk)
+            if first:  # committed; an error event after these is the relay's to raise
+                return Opened(resp, first, time.monotonic())
+            if stream.error is not None:
+                raise stream.error
     except BaseException:
         resp.close()
         raise
@@ -152,10 +164,11 @@ async def fetch_whole(
     adapter: Adapter,
     request: UpstreamRequest,
     timeouts: Timeouts,
+    read: Callable[[bytes], Whole],
     limit: float | None = None,
-) -> tuple[bytes, int | None, int | None]:
+) -> Whole:
     """A whole non-streaming answer, within `limit` seconds (default: the `response`
-    timeout), and its (prompt, completion) usage if it said."""
+    timeout), read by `read` (which raises `upstream_malformed` if it cannot)."""
     async with session.post(
         request.url,
         data=request.body,
@@ -166,17 +179,23 @@ async def fetch_whole(
             raise await _refusal(adapter, resp)
         body = await resp.read()
     try:
+        return read(body)
+    except GatewayError as exc:
+        if exc.code == "upstream_malformed" and not exc.detail:
+            exc.detail = f"HTTP {resp.status}: {body[:300].decode('utf-8', 'replace')}"
+        raise
+
+
+def openai_answer(body: bytes) -> Whole:
+    """An OpenAI chat completion relayed as it is: only its usage read."""
+    try:
         answer = _answer(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        error = UpstreamError("The upstream's answer was malformed.", code="upstream_malformed")
-        error.detail = f"HTTP {resp.status}: {body[:300].decode('utf-8', 'replace')}"
-        raise error from None
+        raise malformed() from None
     usage = answer.usage
-    return (
-        body,
-        None if usage is None else usage.prompt_tokens,
-        (None if usage is None else usage.completion_tokens),
-    )
+    if usage is None:
+        return Whole(body, None, None)
+    return Whole(body, usage.prompt_tokens, usage.completion_tokens)
 
 
 def transport_error(exc: BaseException, *, answered: bool, what: str) -> GatewayError:

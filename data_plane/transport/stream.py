@@ -20,10 +20,12 @@ from typing import Any
 
 import msgspec
 
-from shared.errors import UpstreamError
-from shared.sse import DONE, frame
+from shared.errors import GatewayError, UpstreamError
+from shared.sse import DONE, SSEDecoder, frame
 
 __all__ = ["ENVELOPE", "StreamState"]
+
+_DONE_EVENT = frame(DONE)
 
 ENVELOPE = ("id", "created", "model", "system_fingerprint")
 
@@ -64,9 +66,11 @@ class StreamState:
         "content_events",
         "continuable",
         "continuing",
+        "decoder",
         "done_choices",
         "envelope",
         "error",
+        "error_relayed",
         "events",
         "finished",
         "keep_text",
@@ -89,7 +93,9 @@ class StreamState:
         self.finished = False
         self.open_choices: set[int] | None = None  # while more than one choice is streamed
         self.done_choices = 0
-        self.error: UpstreamError | None = None  # an error event: the stream ends after it
+        self.error: GatewayError | None = None  # an error event: the stream ends after it
+        self.error_relayed = False  # always False here: the error event is not relayed
+        self.decoder = SSEDecoder()
         self.malformed = 0
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
@@ -103,6 +109,38 @@ class StreamState:
     def fresh(self) -> StreamState:
         """The same settings, nothing read."""
         return StreamState(self.wants_usage, self.keep_text, self.choices)
+
+    def attempt(self) -> None:
+        """Another upstream response begins (a continuation): its own framing."""
+        self.decoder = SSEDecoder()
+
+    def first(self, chunk: bytes) -> bytes:
+        """Like `feed`, before the commit point: one event at a time until a valid one,
+        since a read may bring the first events and, after them, a malformed one,
+        which is past the commit point (dropped, not retried). A stream that begins
+        with a malformed event raises `upstream_malformed`."""
+        events = self.decoder.feed(chunk)
+        malformed, valid = self.malformed, self.events
+        out: list[bytes] = []
+        taken = 0
+        while taken < len(events) and self.events == valid:
+            out.append(self.take(events[taken : taken + 1]))
+            taken += 1
+            if self.malformed > malformed:
+                raise UpstreamError(
+                    "The upstream's stream began with a malformed event.",
+                    code="upstream_malformed",
+                )
+        if taken < len(events):
+            out.append(self.take(events[taken:]))
+        return b"".join(out)
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self.take(self.decoder.feed(chunk))
+
+    @staticmethod
+    def close() -> bytes:
+        return _DONE_EVENT
 
     def take(self, payloads: list[bytes]) -> bytes:
         """The bytes to relay for these events. An upstream error event stops the
