@@ -195,10 +195,17 @@ def _start_portkey(upstream: str, procs: list[Proc]) -> Target | None:
 
 
 def measure(
-    target: Target, concurrency: int, stream: bool, total: int, seconds: float
+    target: Target,
+    concurrency: int,
+    stream: bool,
+    total: int,
+    seconds: float,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One bounded load on `target`, with the gateway's CPU share and CPU per request."""
-    body = {"model": target.model, "messages": [{"role": "user", "content": "Hello there"}]}
+    """One bounded load on `target` (each request `body`, by default a one-message
+    chat), with the gateway's CPU share and CPU per request."""
+    if body is None:
+        body = {"model": target.model, "messages": [{"role": "user", "content": "Hello there"}]}
     cpu_before = target.proc.cpu_seconds() if target.proc else 0.0
     result: Result = asyncio.run(
         run_load(

@@ -73,13 +73,14 @@ def test_sluice_run(database_url: str, tmp_path: Path) -> None:
         answer = _curl_as_httpx(curl.group(1))
         assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["message"]["content"]
-        python = re.search(r"^  (\S+) - <<'PY'\n(.*?)\nPY\n", printed, re.S | re.M)
-        assert python, printed
-        ran = subprocess.run(
-            [python.group(1), "-c", python.group(2)], capture_output=True, text=True, timeout=30
-        )
-        assert ran.returncode == 0, ran.stderr
-        assert ran.stdout.strip()
+        pythons = re.findall(r"^  (\S+) - <<'PY'\n(.*?)\nPY\n", printed, re.S | re.M)
+        assert len(pythons) == 2, printed  # the openai SDK's and the anthropic SDK's
+        for python, snippet in pythons:
+            ran = subprocess.run(
+                [python, "-c", snippet], capture_output=True, text=True, timeout=30
+            )
+            assert ran.returncode == 0, ran.stderr
+            assert ran.stdout.strip()
 
         admin = httpx.get(
             info["control_plane_url"] + "/admin/v1/tenants",

@@ -104,7 +104,7 @@ def _write_state(state_dir: Path, env: dict[str, str], seed: Seed) -> dict[str, 
     (state_dir / "dev.env").write_text("\n".join(lines) + "\n")
     (state_dir / "dev.json").write_text(json.dumps(info, indent=2) + "\n")
     info["state_dir"] = _shown(state_dir)
-    info["python"] = _shown(sys.executable)  # has the openai package
+    info["python"] = _shown(sys.executable)  # has the openai and anthropic packages
     return info
 
 
@@ -128,6 +128,15 @@ client = OpenAI(base_url="{info["data_plane_url"]}", api_key="{info["api_key"]}"
 reply = client.chat.completions.create(
     model="{info["model"]}", messages=[{{"role": "user", "content": "Hello"}}])
 print(reply.choices[0].message.content)
+PY
+
+  {info["python"]} - <<'PY'
+import anthropic
+client = anthropic.Anthropic(base_url="{info["data_plane_url"].removesuffix("/v1")}",
+                             api_key="{info["api_key"]}")
+message = client.messages.create(model="{info["model"]}", max_tokens=256,
+                                 messages=[{{"role": "user", "content": "Hello"}}])
+print(message.content[0].text)
 PY
 
 Another data-plane replica:
