@@ -232,12 +232,13 @@ STREAM = (FIXTURES / "stream_generate_content.sse").read_bytes()
 def test_stream_events() -> None:
     reader = gemini.Reader()
     events = reader.feed(STREAM)
+    # the chunks before the last count the prompt alone: told once, up front, and
+    # never as an answer of no tokens
     prompt = Usage(input_tokens=95)
     assert events == [
-        Start("pD1aaNm3LpKxnvgP-4Ce0Qc", "gemini-2.5-flash"),
+        Start("pD1aaNm3LpKxnvgP-4Ce0Qc", "gemini-2.5-flash", prompt),
         BlockStart(0, Thinking()),
         Delta(0, "thinking", "**Checking the weather**\n\nThe user asks about Paris."),
-        UsageEvent(prompt),
         BlockStop(0),
         BlockStart(1, Text("")),
         Delta(1, "text", "Let me look that up"),

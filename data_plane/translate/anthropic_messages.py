@@ -26,7 +26,6 @@ import msgspec
 from data_plane.translate.anthropic_request import read_request
 from data_plane.translate.model import (
     Image,
-    Message,
     Part,
     Request,
     Response,
@@ -139,7 +138,7 @@ def write_request(req: Request, model: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": max_tokens,
-        "messages": _write_messages(req.messages),
+        "messages": _write_messages(req),
     }
     if len(req.system) == 1:
         body["system"] = req.system[0].text
@@ -191,13 +190,13 @@ def _write_tool_choice(req: Request) -> dict[str, Any] | None:
     return choice
 
 
-def _write_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def _write_messages(req: Request) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for i, message in enumerate(messages):
+    for i, message in enumerate(req.messages):
         blocks = [
             block
             for j, part in enumerate(message.content)
-            if (block := _write_part(part, f"messages[{i}].content[{j}]")) is not None
+            if (block := _write_part(part, req.place(i, j))) is not None
         ]
         if out and out[-1]["role"] == message.role:
             out[-1]["content"].extend(blocks)

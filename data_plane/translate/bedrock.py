@@ -58,7 +58,7 @@ def write_request(req: Request, model: str) -> dict[str, Any]:
     messages = []
     for i, message in enumerate(req.messages):
         content = [  # Converse refuses blank text; an empty one says nothing
-            _block(part, f"messages[{i}].content[{j}]")
+            _block(part, req.place(i, j))
             for j, part in enumerate(message.content)
             if not (isinstance(part, Text) and not part.text)
         ]

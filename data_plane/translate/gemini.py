@@ -74,7 +74,7 @@ def write_request(req: Request, model: str) -> dict[str, Any]:
         parts = [
             part
             for j, item in enumerate(message.content)
-            if (part := _part(item, f"messages[{i}].content[{j}]", names)) is not None
+            if (part := _part(item, req.place(i, j), names)) is not None
         ]
         if parts:
             role = "model" if message.role == "assistant" else "user"
@@ -308,7 +308,10 @@ class Reader:
             return
         if not self._started:
             self._started = True
-            events.append(Start(id=answer.response_id, model=answer.model_version))
+            # the first chunk's count is the prompt's: the answer's so far is not in it
+            first = answer.usage_metadata
+            prompt = None if first is None else Usage(input_tokens=first.prompt_token_count)
+            events.append(Start(answer.response_id, answer.model_version, prompt))
         reason: str | None = None
         if answer.candidates:
             candidate = answer.candidates[0]
@@ -324,7 +327,9 @@ class Reader:
             events.append(Finish(_stop(reason, called)))
         if answer.usage_metadata is not None:
             usage = _usage(answer.usage_metadata)
-            if usage != self._usage:
+            # chunks before the last count the prompt alone (told by `Start`): no output
+            # count yet is not zero output (what was streamed counts if the stream breaks)
+            if usage != self._usage and (usage.output_tokens or self._finished):
                 self._usage = usage
                 events.append(UsageEvent(usage))
 

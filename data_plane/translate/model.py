@@ -131,6 +131,15 @@ class Request(msgspec.Struct):
     # kind cannot express the one given refuses it
     thinking_budget: int | None = None
     reasoning_effort: str | None = None
+    # where the client put a part, by its place here (`messages[i].content[j]`), when
+    # that is elsewhere (OpenAI's system messages are not messages here, its tool
+    # results and the user's next words are one message): errors name the client's
+    origins: dict[str, str] = {}
+
+    def place(self, i: int, j: int) -> str:
+        """The client's path of part `j` of message `i`, for an error naming it."""
+        here = f"messages[{i}].content[{j}]"
+        return self.origins.get(here, here)
 
 
 class Usage(msgspec.Struct):

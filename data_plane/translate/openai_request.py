@@ -101,6 +101,14 @@ def _opt_int(value: Any, param: str) -> int | None:
     return value
 
 
+def _opt_count(value: Any, param: str) -> int | None:
+    """A number of tokens, if given: at least 1 (as OpenAI requires)."""
+    count = _opt_int(value, param)
+    if count is not None and count < 1:
+        raise _bad(f"`{param}` must be at least 1.", param)
+    return count
+
+
 def _opt_num(value: Any, param: str) -> float | None:
     if value is None:
         return None
@@ -172,18 +180,27 @@ def _user_parts(content: Any, param: str) -> list[Part]:
     return parts
 
 
-def _assistant_parts(message: dict[str, Any], param: str) -> list[Part]:
+def _paths(content: Any, param: str) -> list[str]:
+    """Where each part read from `content` (a string: one part) came from."""
+    return [param] if isinstance(content, str) else [f"{param}[{j}]" for j in range(len(content))]
+
+
+def _assistant_parts(message: dict[str, Any], param: str) -> tuple[list[Part], list[str]]:
+    """The parts of an assistant message, and where each came from."""
     if message.get("function_call") is not None:
         raise _bad("The legacy `function_call` is not supported; use `tool_calls`.", param)
     if message.get("audio") is not None:
         raise _bad(_UNSUPPORTED.format("audio"), f"{param}.audio")
     content = message.get("content")
     parts: list[Part] = []
+    paths: list[str] = []
     if content is not None:
         parts.extend(_texts(content, f"{param}.content", refusal=True))
+        paths.extend(_paths(content, f"{param}.content"))
     refusal = _opt_str(message.get("refusal"), f"{param}.refusal")
     if refusal:
         parts.append(Text(refusal))
+        paths.append(f"{param}.refusal")
     calls = message.get("tool_calls")
     for k, call in enumerate(_list(calls, f"{param}.tool_calls") if calls is not None else ()):
         where = f"{param}.tool_calls[{k}]"
@@ -199,13 +216,25 @@ def _assistant_parts(message: dict[str, Any], param: str) -> list[Part]:
                 arguments=_str(arguments, f"{where}.function.arguments"),
             )
         )
-    return parts
+        paths.append(f"{where}.function")
+    return parts, paths
 
 
-def _messages(raw: Any) -> tuple[list[Text], list[Message]]:
+def _messages(raw: Any) -> tuple[list[Text], list[Message], dict[str, str]]:
+    """The system prompt, the messages, and where their parts came from (see
+    `Request.origins`)."""
     system: list[Text] = []
     out: list[Message] = []
+    origins: dict[str, str] = {}
     after_tool = False  # the last message out holds tool results
+
+    def came_from(first: int, paths: list[str]) -> None:
+        """The last message's parts from `first` on came from `paths`."""
+        i = len(out) - 1
+        for j, path in enumerate(paths, first):
+            if path != f"messages[{i}].content[{j}]":
+                origins[f"messages[{i}].content[{j}]"] = path
+
     for i, message in enumerate(_list(raw, "messages")):
         param = f"messages[{i}]"
         message = _obj(message, param)
@@ -217,12 +246,17 @@ def _messages(raw: Any) -> tuple[list[Text], list[Message]]:
         if role == "user":
             parts = _user_parts(content, f"{param}.content")
             if after_tool:
+                first = len(out[-1].content)
                 out[-1].content.extend(parts)
             else:
+                first = 0
                 out.append(Message("user", parts))
+            came_from(first, _paths(content, f"{param}.content"))
             after_tool = False
         elif role == "assistant":
-            out.append(Message("assistant", _assistant_parts(message, param)))
+            parts, paths = _assistant_parts(message, param)
+            out.append(Message("assistant", parts))
+            came_from(0, paths)
             after_tool = False
         elif role == "tool":
             result = ToolResult(
@@ -233,6 +267,7 @@ def _messages(raw: Any) -> tuple[list[Text], list[Message]]:
                 out[-1].content.append(result)
             else:
                 out.append(Message("user", [result]))
+            came_from(len(out[-1].content) - 1, [param])
             after_tool = True
         elif role == "function":
             raise _bad("The legacy `function` role is not supported; use `tool`.", f"{param}.role")
@@ -240,7 +275,7 @@ def _messages(raw: Any) -> tuple[list[Text], list[Message]]:
             raise _bad(f"Unknown message role {_quote(role)}.", f"{param}.role")
     if not out:
         raise _bad("`messages` must hold a user message.", "messages")
-    return system, out
+    return system, out, origins
 
 
 def _tools(raw: Any) -> list[Tool]:
@@ -299,10 +334,11 @@ def read_request(body: dict[str, Any]) -> Request:
             raise _bad(f"The legacy `{key}` is not supported; use `tools`.", key)
         else:
             raise _bad(f"Unknown field `{echo(key)}`.", key)
-    system, messages = _messages(body.get("messages"))
-    max_tokens = _opt_int(body.get("max_completion_tokens"), "max_completion_tokens")
+    system, messages, origins = _messages(body.get("messages"))
+    max_tokens = _opt_count(body.get("max_completion_tokens"), "max_completion_tokens")
+    legacy = _opt_count(body.get("max_tokens"), "max_tokens")
     if max_tokens is None:
-        max_tokens = _opt_int(body.get("max_tokens"), "max_tokens")
+        max_tokens = legacy
     user = _opt_str(body.get("user"), "user")
     if user is None:
         user = _opt_str(body.get("safety_identifier"), "safety_identifier")
@@ -321,4 +357,5 @@ def read_request(body: dict[str, Any]) -> Request:
         stream=bool(_opt_bool(body.get("stream"), "stream")),
         user=user,
         reasoning_effort=_opt_str(body.get("reasoning_effort"), "reasoning_effort"),
+        origins=origins,
     )
