@@ -83,7 +83,7 @@ class Gateway:
             del body  # a long stream need not hold the parsed prompt
             await relay_stream(self.upstreams, call, committed, kept, receive, send, headers)
         except GatewayError as exc:
-            call.status, call.error_code = exc.status, exc.code
+            call.status, call.error_code = dialect.status(exc), exc.code
             _for_client(call, exc)
             raise
         finally:
@@ -95,6 +95,7 @@ class Gateway:
         state = self.holder.state
         key = authenticate(state, scope, x_api_key=True)
         body, model, _ = parse_body(await read_body(receive, self.max_body))
+        ANTHROPIC.request({**body, "max_tokens": 1})  # the same checks as a message's
         route_for(state, key, model)
         check_model(policies_for(state, key), model)
         count = estimate_prompt_tokens(body)

@@ -513,7 +513,7 @@ def test_fixture_error_bodies(status: int) -> None:
     raw = (FIXTURES / f"error_{status}.json").read_bytes()
     said = errors.said(raw)
     body = json.loads(raw)
-    assert said == Said(message=body["error"]["message"], type=body["error"]["type"])
+    assert said == Said(message=body["error"]["message"], code=body["error"]["type"])
     if status != 413:
         ErrorResponse.model_validate(body)
 

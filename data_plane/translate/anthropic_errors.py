@@ -77,11 +77,13 @@ _decode = msgspec.json.Decoder(_Body).decode
 
 
 def said(body: bytes) -> Said:
-    """An Anthropic error body's type and message (nothing, if it is not one)."""
+    """An Anthropic error body's message, and its type as the error's code (the
+    type stays the gateway's own, which every dialect knows); nothing, if it is
+    not one."""
     try:
         detail = _decode(body).error
     except (msgspec.DecodeError, msgspec.ValidationError):
         return Said()
     if detail is None:
         return Said()
-    return Said(message=detail.message, type=detail.type)
+    return Said(message=detail.message, code=detail.type)

@@ -377,7 +377,8 @@ _decode_error = msgspec.json.Decoder(_ErrorBody | list[_ErrorBody]).decode
 
 def said(body: bytes) -> Said:
     """`{"error": {"code", "message", "status"}}` (a list of one, from a stream
-    call without SSE); `status` (e.g. RESOURCE_EXHAUSTED) is the type."""
+    call without SSE); `status` (e.g. INVALID_ARGUMENT) becomes the error's code
+    (its type stays the gateway's own, which every dialect knows)."""
     try:
         parsed = _decode_error(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -386,4 +387,4 @@ def said(body: bytes) -> Said:
         if not parsed:
             return Said()
         parsed = parsed[0]
-    return Said(message=parsed.error.message, type=parsed.error.status)
+    return Said(message=parsed.error.message, code=parsed.error.status)
