@@ -86,6 +86,7 @@ def _texts(content: Any, at: str, tool_results: bool = True) -> list[str]:
     texts = []
     for j, block in enumerate(content):
         kind = block.get("type") if isinstance(block, dict) else None
+        kind = kind if isinstance(kind, str) else None
         if kind not in _BLOCKS:
             expected = ", ".join(f"'{name}'" for name in sorted(_BLOCKS))
             message = f"{at}.{j}.type: Input tag '{kind}' found using 'type' does not match"
@@ -148,7 +149,7 @@ def read_body(job: Job, body: Any) -> None:
     ask = Ask(texts=[] if system is None else _texts(system, "system"), max_tokens=max_tokens)
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
-        if role not in ("user", "assistant"):
+        if not isinstance(role, str) or role not in ("user", "assistant"):
             raise BadRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'")
         assert isinstance(message, dict)
         texts = _texts(message.get("content"), f"messages.{i}.content")
