@@ -36,23 +36,45 @@ class SSEDecoder:
         self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        return self.feed_raw(chunk)[0]
+
+    def feed_raw(self, chunk: bytes) -> tuple[list[bytes], bytes | None]:
+        """The `data` of the complete events, and, when those events are exactly
+        `frame(data)` each (nothing but one `data: ` line apiece), their bytes as
+        they came: a relay can pass them on without framing them again."""
         text = self._buffer + chunk
         if not self._data and b"\r" not in text:
-            # what LLM providers send: `data: …` single-line events (after an `event:`
-            # line, as Anthropic's), LF line ends
+            # OpenAI's: `data: …` single-line events and nothing else, LF line ends:
+            # one split (each event's two line ends are its only ones)
+            end = text.rfind(b"\n\n") + 2
+            if end == 1:  # no event complete yet
+                if b"\n" not in text:
+                    self._buffer = text
+                    return [], b""
+            elif text.startswith(b"data: "):
+                whole, rest = (text, b"") if end == len(text) else (text[:end], text[end:])
+                if b"\n" not in rest:
+                    events = whole[6:-2].split(b"\n\ndata: ")
+                    if 2 * len(events) == whole.count(b"\n"):
+                        self._buffer = rest
+                        return events, whole
+            # what others send too: single-line events after an `event:` line
+            # (Anthropic's), LF line ends
             *blocks, rest = text.split(b"\n\n")
             if b"\n" not in rest:
                 events = []
+                plain = True
                 for block in blocks:
                     if block.startswith(b"event:"):  # `event: <name>` then one data line
                         block = block[block.find(b"\n") + 1 :]
+                        plain = False
                     if not block.startswith(b"data: ") or b"\n" in block:
                         break
                     events.append(block[6:])
                 else:
                     self._buffer = rest
-                    return events
-        return self._feed_lines(text)
+                    return events, (text[: len(text) - len(rest)] if plain else None)
+        return self._feed_lines(text), None
 
     def _feed_lines(self, text: bytes) -> list[bytes]:
         held = b""

@@ -26,6 +26,9 @@ from shared.sse import DONE, SSEDecoder, frame
 __all__ = ["ENVELOPE", "StreamState"]
 
 _DONE_EVENT = frame(DONE)
+_DONE_LENGTH = len(_DONE_EVENT)
+_FRAMING = len(frame(b""))  # the bytes `frame` adds to an event's data
+_BATCH = 4  # events in one read worth decoding together
 
 ENVELOPE = ("id", "created", "model", "system_fingerprint")
 
@@ -55,6 +58,7 @@ class _Chunk(msgspec.Struct):
 
 
 _chunk = msgspec.json.Decoder(_Chunk).decode
+_chunks = msgspec.json.Decoder(list[_Chunk]).decode
 _any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
@@ -119,7 +123,7 @@ class StreamState:
         since a read may bring the first events and, after them, a malformed one,
         which is past the commit point (dropped, not retried). A stream that begins
         with a malformed event raises `upstream_malformed`."""
-        events = self.decoder.feed(chunk)
+        events, raw = self.decoder.feed_raw(chunk)
         malformed, valid = self.malformed, self.events
         out: list[bytes] = []
         taken = 0
@@ -132,11 +136,42 @@ class StreamState:
                     code="upstream_malformed",
                 )
         if taken < len(events):
-            out.append(self.take(events[taken:]))
+            if raw is not None:  # the frames of the events taken one by one are
+                raw = raw[sum(len(data) + _FRAMING for data in events[:taken]) :]
+            out.append(self._relay(events[taken:], raw))
         return b"".join(out)
 
     def feed(self, chunk: bytes) -> bytes:
-        return self.take(self.decoder.feed(chunk))
+        return self._relay(*self.decoder.feed_raw(chunk))
+
+    def _relay(self, payloads: list[bytes], raw: bytes | None) -> bytes:
+        """`take`, faster where it may be: events read in one decoding and, when
+        every one of them goes to the client as it came, relayed as their bytes."""
+        if (
+            raw is None
+            or len(payloads) < _BATCH
+            or self.continuing
+            or self.error is not None
+            or (self.keep_text and self.events == 0)
+        ):
+            return self.take(payloads)
+        done = bool(payloads) and payloads[-1] == DONE
+        body = payloads[:-1] if done else payloads
+        if DONE in body:
+            return self.take(payloads)
+        if not body:
+            return b""
+        try:
+            chunks = _chunks(b"[" + b",".join(body) + b"]")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return self.take(payloads)  # a malformed one among them: one by one
+        if any(chunk.error is not None for chunk in chunks):
+            return self.take(payloads)
+        kept = [self._read(chunk) for chunk in chunks]
+        self.events += len(chunks)
+        if all(kept):
+            return raw[: len(raw) - _DONE_LENGTH] if done else raw
+        return b"".join(frame(data) for data, keep in zip(body, kept, strict=True) if keep)
 
     @staticmethod
     def close() -> bytes:
