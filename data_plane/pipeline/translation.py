@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 from data_plane.pipeline.call import Call
 from data_plane.providers import Adapter, Connection, UpstreamRequest
 from data_plane.translate import openai_embeddings
-from data_plane.translate.dialect import Dialect, StreamWriter
+from data_plane.translate.dialect import StreamWriter
 from data_plane.translate.model import Response, Usage
 from data_plane.transport.attempt import Whole, openai_answer
 from data_plane.transport.stream import StreamState
@@ -33,10 +33,46 @@ __all__ = ["Prepared", "Relayed", "prepare"]
 Relayed = StreamState | TranslatedStream | NativeStream
 
 
-class Prepared(NamedTuple):
-    request: UpstreamRequest
-    stream: Callable[[], Relayed]  # a stream's reader (and writer), for one attempt
-    read: Callable[[bytes], Whole]  # a whole answer's reader
+_OPENAI, _NATIVE, _TRANSLATED = range(3)  # the paths an attempt takes
+
+
+class Prepared:
+    """One attempt's request, and how to read its answer (a stream, or whole)."""
+
+    __slots__ = ("adapter", "call", "path", "read_whole", "request")
+
+    def __init__(
+        self,
+        request: UpstreamRequest,
+        call: Call,
+        adapter: Adapter,
+        path: int,
+        read_whole: Callable[[bytes], Whole] | None = None,
+    ) -> None:
+        self.request, self.call, self.adapter, self.path = request, call, adapter, path
+        self.read_whole = read_whole
+
+    def stream(self) -> Relayed:
+        """A reader (and writer) of the answer streamed, for this attempt."""
+        call, adapter = self.call, self.adapter
+        if self.path == _OPENAI:
+            route = call.route
+            continuation = route is not None and route.continuation
+            return StreamState(call.wants_usage, continuation, call.choices)
+        if self.path == _NATIVE:
+            return NativeStream(adapter.stream_reader)
+        if self.path == _TRANSLATED:
+            return TranslatedStream(adapter.stream_reader, partial(_writer, call))
+        raise BadRequest("Embeddings are not streamed.", param="stream")
+
+    def read(self, body: bytes) -> Whole:
+        """A whole answer: the body for the client and its usage."""
+        if self.read_whole is not None:
+            return self.read_whole(body)
+        answer = self.adapter.response(body)
+        if self.path == _TRANSLATED:
+            return _usage(answer, self.call.dialect.response(answer, self.call.model))
+        return _usage(answer, body)
 
 
 def prepare(
@@ -48,21 +84,10 @@ def prepare(
     if adapter.native_request is not None and adapter.wire == call.dialect.name:
         request = adapter.native_request(conn, model, body, call.stream)
         if adapter.wire == "openai":
-            return Prepared(request, partial(_openai_stream, call), openai_answer)
-        return Prepared(
-            request, partial(NativeStream, adapter.stream_reader), partial(_native, adapter)
-        )
+            return Prepared(request, call, adapter, _OPENAI, openai_answer)
+        return Prepared(request, call, adapter, _NATIVE)
     request = adapter.request(conn, model, call.canonical(body))
-    return Prepared(
-        request,
-        partial(TranslatedStream, adapter.stream_reader, partial(_writer, call)),
-        partial(_translated, adapter, call.dialect, call.model),
-    )
-
-
-def _openai_stream(call: Call) -> StreamState:
-    route = call.route
-    return StreamState(call.wants_usage, route is not None and route.continuation, call.choices)
+    return Prepared(request, call, adapter, _TRANSLATED)
 
 
 def _writer(call: Call) -> StreamWriter:
@@ -74,15 +99,6 @@ def _usage(answer: Response, body: bytes) -> Whole:
     if usage is None:
         return Whole(body, None, None)
     return Whole(body, usage.input_tokens, usage.output_tokens)
-
-
-def _native(adapter: Adapter, body: bytes) -> Whole:
-    return _usage(adapter.response(body), body)
-
-
-def _translated(adapter: Adapter, dialect: Dialect, model: str, body: bytes) -> Whole:
-    answer = adapter.response(body)
-    return _usage(answer, dialect.response(answer, model))
 
 
 def _embeddings(call: Call, adapter: Adapter, conn: Connection, model: str) -> Prepared:
@@ -101,8 +117,4 @@ def _embeddings(call: Call, adapter: Adapter, conn: Connection, model: str) -> P
         out = openai_embeddings.write_response(answer, call.model, call.encoding_format)
         return Whole(out, answer.usage.input_tokens, 0)
 
-    return Prepared(adapter.embeddings_request(conn, model, asked), _no_stream, read)
-
-
-def _no_stream() -> Relayed:
-    raise BadRequest("Embeddings are not streamed.", param="stream")
+    return Prepared(adapter.embeddings_request(conn, model, asked), call, adapter, -1, read)

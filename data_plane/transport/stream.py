@@ -165,8 +165,9 @@ class StreamState:
             chunks = _chunks(b"[" + b",".join(body) + b"]")
         except (msgspec.DecodeError, msgspec.ValidationError):
             return self.take(payloads)  # a malformed one among them: one by one
-        if any(chunk.error is not None for chunk in chunks):
-            return self.take(payloads)
+        for chunk in chunks:
+            if chunk.error is not None:
+                return self.take(payloads)
         kept = [self._read(chunk) for chunk in chunks]
         self.events += len(chunks)
         if all(kept):
