@@ -135,7 +135,11 @@ def ask_of(messages: list[Any]) -> Ask:
     """What OpenAI ``messages`` ask: texts, prefill, last user text, a tool result last."""
     ask = Ask()
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or message["role"] not in _ROLES:
+        if (
+            not isinstance(message, dict)
+            or not isinstance(message.get("role"), str)
+            or message["role"] not in _ROLES
+        ):
             raise BadRequest(f"Invalid value for 'messages[{i}].role'.", f"messages[{i}].role")
         texts = _text(message.get("content"))
         ask.texts.extend(texts)
