@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: run test install lint check-sql pg-start pg-stop lock bench bench-compare bench-memory bench-soak bench-stack bench-propagation bench-routing clean
+.PHONY: run test install lint check-sql pg-start pg-stop lock bench bench-compare bench-memory bench-soak bench-stack bench-propagation bench-routing bench-dialects clean
 
 run: install
 	$(BIN)/sluice run
@@ -76,3 +76,9 @@ bench-routing: install
 # The bare HTTP stack: clients, server settings, framework (docs/decisions/0001).
 bench-stack: install
 	$(BIN)/python -m bench.stack
+
+# What translation between dialects and provider kinds costs against
+# pass-through, and Sluice's share of a bare forwarding proxy (docs/benchmarks.md).
+bench-dialects: install
+	$(BIN)/python -m bench.dialects
+	$(BIN)/python -m bench.stack --sluice-only
