@@ -24,6 +24,7 @@ from data_plane.translate import bedrock, bedrock_stream
 from data_plane.translate.model import Request
 from data_plane.translate.upstream_errors import from_upstream
 from shared.errors import GatewayError, UpstreamError
+from shared.state import AwsCredentials as Credentials
 
 __all__ = ["ADAPTER", "Credentials", "credentials", "sign"]
 
@@ -31,20 +32,11 @@ SERVICE = "bedrock"
 _encode = msgspec.json.Encoder().encode
 
 
-class Credentials(msgspec.Struct, frozen=True):
-    access_key_id: str
-    secret_access_key: str
-    session_token: str | None = None
-
-
-_decode_credentials = msgspec.json.Decoder(Credentials).decode
-
-
 @lru_cache(maxsize=256)
 def credentials(secret: str | None) -> Credentials:
     """The connection's secret, read once per secret."""
     try:
-        creds = _decode_credentials(secret or "")
+        creds: Credentials | None = Credentials.from_secret(secret or "")
     except (msgspec.DecodeError, msgspec.ValidationError):
         creds = None
     if creds is None or not creds.access_key_id or not creds.secret_access_key:

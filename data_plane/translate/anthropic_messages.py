@@ -215,7 +215,7 @@ def _write_part(part: Part, param: str) -> dict[str, Any] | None:
     if isinstance(part, Image):
         return _write_image(part, param)
     if isinstance(part, ToolCall):
-        return {"type": "tool_use", "id": part.id, "name": part.name, "input": _input(part, param)}
+        return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.input(param)}
     if isinstance(part, ToolResult):
         block: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.call_id}
         content = [
@@ -249,17 +249,6 @@ def _write_image(image: Image, param: str) -> dict[str, Any]:
         raise BadRequest("An image needs its data and media type, or a URL.", param=param)
     source = {"type": "base64", "media_type": image.media_type, "data": image.data}
     return {"type": "image", "source": source}
-
-
-def _input(call: ToolCall, param: str) -> dict[str, Any]:
-    if not call.arguments.strip():
-        return {}
-    try:
-        return _decode_object(call.arguments)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        raise BadRequest(
-            "A tool call's arguments must be a JSON object.", param=f"{param}.arguments"
-        ) from None
 
 
 # -- whole answers -----------------------------------------------------------------

@@ -126,16 +126,7 @@ def _block(part: Part, param: str) -> dict[str, Any]:
             text["signature"] = part.signature
         return {"reasoningContent": {"reasoningText": text}}
     if isinstance(part, ToolCall):
-        try:
-            args = msgspec.json.decode(part.arguments or "{}")
-        except msgspec.DecodeError:
-            raise BadRequest(
-                "A tool call's arguments are not valid JSON.", param=f"{param}.arguments"
-            ) from None
-        if not isinstance(args, dict):
-            raise BadRequest(
-                "A tool call's arguments must be a JSON object.", param=f"{param}.arguments"
-            )
+        args = part.input(param)
         return {"toolUse": {"toolUseId": part.id, "name": part.name, "input": args}}
     return {"toolResult": _result(part, param)}
 

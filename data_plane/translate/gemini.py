@@ -126,16 +126,7 @@ def _part(part: Part, param: str, names: dict[str, str]) -> dict[str, Any] | Non
     if isinstance(part, Thinking):
         return None
     if isinstance(part, ToolCall):
-        try:
-            args = msgspec.json.decode(part.arguments or "{}")
-        except msgspec.DecodeError:
-            raise BadRequest(
-                "A tool call's arguments are not valid JSON.", param=f"{param}.arguments"
-            ) from None
-        if not isinstance(args, dict):
-            raise BadRequest(
-                "A tool call's arguments must be a JSON object.", param=f"{param}.arguments"
-            )
+        args = part.input(param)
         names[part.id] = part.name
         return {"functionCall": {"name": part.name, "args": args, "id": part.id}}
     name = names.get(part.call_id)

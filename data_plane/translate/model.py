@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from shared.errors import GatewayError
+from shared.errors import BadRequest, GatewayError
 
 __all__ = [
     "BlockStart",
@@ -54,6 +54,8 @@ __all__ = [
     "Usage",
     "UsageEvent",
 ]
+
+_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
 
 StopReason = Literal["end", "max_tokens", "stop_sequence", "tool_use", "content_filter"]
 
@@ -83,6 +85,18 @@ class ToolCall(msgspec.Struct, tag="tool_call"):
     id: str
     name: str
     arguments: str = ""  # JSON text, as the model wrote it
+
+    def input(self, param: str) -> dict[str, Any]:
+        """The arguments as a JSON object (none: empty), for a kind that takes them
+        parsed; `BadRequest` naming `<param>.arguments` if they are not one."""
+        if not self.arguments.strip():
+            return {}
+        try:
+            return _decode_object(self.arguments)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise BadRequest(
+                "A tool call's arguments must be a JSON object.", param=f"{param}.arguments"
+            ) from None
 
 
 class ToolResult(msgspec.Struct, tag="tool_result"):
