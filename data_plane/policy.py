@@ -41,10 +41,11 @@ def apply_max_tokens(
 ) -> dict[str, Any]:
     """Refuse a request asking for more completion tokens than the policies allow;
     cap one that does not say (with the first of the dialect's field `names`)."""
-    caps = [p.max_tokens for _, p in policies if p.max_tokens is not None]
+    caps = [(p.max_tokens, scope) for scope, p in policies if p.max_tokens is not None]
     if not caps:
         return body
-    cap = min(caps)
+    cap, scope = min(caps)  # the narrowest refuses, and is named
+    whose = "the tenant's" if scope.startswith("tenant:") else "this key's"
     said = False
     for name in names:
         asked = body.get(name)
@@ -55,7 +56,7 @@ def apply_max_tokens(
             raise BadRequest(f"'{name}' must be a positive integer.", param=name)
         if asked > cap:
             raise BadRequest(
-                f"'{name}' is {asked}, above this key's limit of {cap}.",
+                f"'{name}' is {asked}, above {whose} limit of {cap}.",
                 param=name,
                 code="max_tokens_exceeded",
             )

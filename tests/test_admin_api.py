@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -225,6 +226,9 @@ async def test_event_log_is_the_audit_log(stack: Stack) -> None:
 
 
 async def test_openapi_is_served(stack: Stack) -> None:
+    """At the path the README gives for the document (not the browser's viewer)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "`/admin/schema/openapi.json`" in readme
     async with httpx.AsyncClient(base_url=stack.control_plane_url) as client:
         schema = (await client.get("/admin/schema/openapi.json")).json()
     assert "/admin/v1/tenants" in schema["paths"]

@@ -133,12 +133,19 @@ async def test_lists_models_the_key_may_use(stack: Stack, world: dict[str, Any])
     assert "demo-model" in mine
     assert "private-model" not in mine  # routed to another tenant only
     assert {"demo-model", "private-model"} <= set(theirs)
+    # another tenant's model is answered exactly as one that does not exist
+    refusals = []
     async with _client(stack, world["key"]["key"]) as client:
-        with pytest.raises(openai.PermissionDeniedError) as denied:
-            await client.chat.completions.create(
-                model="private-model", messages=[{"role": "user", "content": "hi"}]
-            )
-    assert denied.value.code == "model_not_allowed"
+        for model in ("private-model", "no-such-model"):
+            with pytest.raises(openai.NotFoundError) as refused:
+                await client.chat.completions.create(
+                    model=model, messages=[{"role": "user", "content": "hi"}]
+                )
+            body = refused.value.body
+            assert isinstance(body, dict)
+            refusals.append({**body, "message": body["message"].replace(model, "M")})
+    assert refusals[0] == refusals[1]
+    assert refusals[0]["code"] == "model_not_found"
 
 
 async def test_revoked_key_is_refused_by_both_data_planes_within_a_second(

@@ -148,6 +148,33 @@ async def test_max_tokens_is_capped_and_checked(stack: Stack, priced: dict[str, 
     assert capped.json()["usage"]["completion_tokens"] == 4  # not the upstream's default 20
 
 
+async def test_a_max_tokens_refusal_names_the_policy_that_refused(
+    stack: Stack, priced: dict[str, Any]
+) -> None:
+    """Tenant and key both cap; the narrower refuses and the error says whose it is."""
+    said = {}
+    for tenant_cap, key_cap in ((4, 40), (40, 4)):
+        tenant_id, key = await _tenant_key(stack, {"max_tokens": tenant_cap})
+        async with stack.admin() as admin:
+            key_id = next(k["id"] for k in (await admin.get(f"/tenants/{tenant_id}/keys")).json())
+            resp = await admin.put(f"/keys/{key_id}/policy", json={"max_tokens": key_cap})
+            assert resp.status_code == 200, resp.text
+        auth = {"authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=stack.data_plane_urls[0], timeout=10) as client:
+            deadline = time.monotonic() + 10
+            while True:  # until the key's policy has reached the data plane
+                refused = await client.post(
+                    CHAT, json=_body("metered-model", max_tokens=50), headers=auth
+                )
+                if "limit of 4." in refused.text or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+        assert refused.status_code == 400
+        said[(tenant_cap, key_cap)] = refused.json()["error"]["message"]
+    assert said[(4, 40)] == "'max_tokens' is 50, above the tenant's limit of 4."
+    assert said[(40, 4)] == "'max_tokens' is 50, above this key's limit of 4."
+
+
 async def test_abandoned_stream_is_recorded_as_disconnected(stack: Stack) -> None:
     fake = await stack.add_upstream("drip-model", ["--delay-ms", "100", "--tokens", "100"])
     tenant_id, key = await _tenant_key(stack)

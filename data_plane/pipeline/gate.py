@@ -16,7 +16,6 @@ from data_plane.policy import apply_max_tokens, check_model, estimate_prompt_tok
 from shared.errors import (
     AuthenticationError,
     BadRequest,
-    ModelNotAllowed,
     ModelNotFound,
     echo,
 )
@@ -51,11 +50,11 @@ def authenticate(state: State, scope: Scope, x_api_key: bool = False) -> ApiKey:
 
 
 def route_for(state: State, key: ApiKey, model: str) -> Route:
+    """The route of `model` for the key's tenant. A model only other tenants' routes
+    serve is answered exactly as one that does not exist: its existence is theirs."""
     route = state.route_for_model(model)
-    if route is None:
+    if route is None or not route.allows(key.tenant_id):
         raise ModelNotFound(f"The model `{echo(model)}` does not exist.", param="model")
-    if not route.allows(key.tenant_id):
-        raise ModelNotAllowed(f"This key may not use the model `{echo(model)}`.", param="model")
     return route
 
 

@@ -112,7 +112,8 @@ def _banner(info: dict[str, str]) -> str:
     return f"""
 Sluice is running.
   data plane     {info["data_plane_url"]}
-  control plane  {info["control_plane_url"]}   (OpenAPI: {info["control_plane_url"]}/admin/schema)
+  control plane  {info["control_plane_url"]}
+  OpenAPI        {info["control_plane_url"]}/admin/schema/openapi.json
   demo key       {info["api_key"]}
   admin token    {info["admin_token"]}
 Details: {info["state_dir"]}/dev.json, settings: {info["state_dir"]}/dev.env
