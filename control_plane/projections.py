@@ -236,11 +236,19 @@ async def _(p: PolicySet, conn: asyncpg.Connection, e: Event) -> None:
     await conn.execute(
         Q.policy_set, p.scope, UUID(p.id), msgspec.json.encode(policy).decode(), e.created_at
     )
+    await _policy_changed(p.scope, p.id, conn, e)
 
 
 @_project.register
 async def _(p: PolicyCleared, conn: asyncpg.Connection, e: Event) -> None:
     await conn.execute(Q.policy_cleared, p.scope, UUID(p.id))
+    await _policy_changed(p.scope, p.id, conn, e)
+
+
+async def _policy_changed(scope: str, owner: str, conn: asyncpg.Connection, e: Event) -> None:
+    """A tenant's policy is on the tenant's stream: the tenant's version follows."""
+    if scope == "tenant":
+        await conn.execute(Q.tenant_version, UUID(owner), e.stream_version)
 
 
 @_project.register

@@ -98,3 +98,27 @@ async def test_prices(stack: Stack) -> None:
             json={"input_per_million": 1, "output_per_million": 1},
         )
         assert unknown.status_code == 404
+
+
+async def test_a_tenant_etag_follows_its_policy_changes(stack: Stack) -> None:
+    """A policy change is on the tenant's stream: the tenant's ETag says so, and the
+    version it names is the one `If-Match` is checked against."""
+    async with stack.admin() as admin:
+        tenant = await admin.post("/tenants", json={"name": "etag-" + uuid.uuid4().hex[:6]})
+        tid = tenant.json()["id"]
+        assert tenant.headers["etag"] == '"1"'
+        set_ = await admin.put(f"/tenants/{tid}/policy", json={"rpm": 10})
+        assert set_.status_code == 200, set_.text
+        read = await admin.get(f"/tenants/{tid}")
+        assert read.headers["etag"] == '"2"'
+        assert read.json()["version"] == 2
+        stale = await admin.patch(
+            f"/tenants/{tid}", json={"name": "renamed-" + tid[:6]}, headers={"if-match": '"1"'}
+        )
+        assert stale.status_code == 409
+        cleared = await admin.delete(f"/tenants/{tid}/policy")
+        assert cleared.status_code == 204
+        read = await admin.get(f"/tenants/{tid}")
+        assert read.headers["etag"] == '"3"'
+        gone = await admin.delete(f"/tenants/{tid}", headers={"if-match": read.headers["etag"]})
+        assert gone.status_code == 204, gone.text

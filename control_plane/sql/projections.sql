@@ -94,6 +94,11 @@ INSERT INTO policies (scope, id, policy, updated_at)
 VALUES ($1, $2, $3::jsonb, $4)
 ON CONFLICT (scope, id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at;
 
+-- name: tenant_version
+-- (a policy change is on the tenant's stream: its version, the ETag, follows)
+UPDATE tenants SET version = $2
+WHERE id = $1;
+
 -- name: policy_cleared
 DELETE FROM policies
 WHERE scope = $1 AND id = $2;
