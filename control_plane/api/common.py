@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any, Protocol, TypeVar
 
 import asyncpg
@@ -11,7 +12,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.params import HeaderParameter, QueryParameter
 
-from control_plane.errors import Invalid, NotFound
+from control_plane.errors import BadRequest, Invalid, NotFound
 from control_plane.store import Decide, EventStore
 from shared.events import Event
 
@@ -23,6 +24,7 @@ __all__ = [
     "Name",
     "actor_of",
     "append",
+    "clean_name",
     "etag",
     "expected_version",
     "from_row",
@@ -49,6 +51,31 @@ Name = Annotated[
     str,
     msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"),
 ]
+
+
+# control, format (zero-width, bidi), private-use, unassigned and line/paragraph
+# separator characters: none may be in a name, where they hide or fake its letters
+_UNSEEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def clean_name(value: str, field: str = "name", *, empty: bool = False) -> str:
+    """A name as it is stored: NFC, without surrounding whitespace, so names that
+    look the same are the same. 400 naming `field` if it holds a control or
+    invisible character, or (unless `empty`) nothing at all."""
+    name = unicodedata.normalize("NFC", value)
+    for at, char in enumerate(name):
+        if unicodedata.category(char) in _UNSEEN:
+            raise BadRequest(
+                f"{field} must not contain control or invisible characters "
+                f"(U+{ord(char):04X} at {at})",
+                field=field,
+            )
+    name = name.strip()
+    if not name and not empty:
+        raise BadRequest(f"{field} must not be empty or only spaces", field=field)
+    return name
+
+
 # A public or upstream model name: no spaces, no control characters.
 ModelName = Annotated[
     str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s\x00-\x1f\x7f]+$")

@@ -11,7 +11,15 @@ from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from control_plane.api.common import TEXT, actor_of, from_row, from_rows, get_store, one
+from control_plane.api.common import (
+    TEXT,
+    actor_of,
+    clean_name,
+    from_row,
+    from_rows,
+    get_store,
+    one,
+)
 from control_plane.errors import NotFound
 from control_plane.queries import Q
 from shared.events import KeyCreated, KeyRevoked, Payload
@@ -57,7 +65,7 @@ class TenantKeyController(Controller):
     ) -> CreatedKey:
         tid, key_id = str(tenant_id), str(uuid.uuid4())
         secret, prefix, key_hash = new_client_key()
-        name = data.name if data else ""
+        name = clean_name(data.name, empty=True) if data else ""
 
         def decide(state: State) -> list[Payload]:
             if tid not in state.tenants:

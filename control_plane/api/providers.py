@@ -17,7 +17,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from msgspec import UNSET
 
-from control_plane.api.common import IfMatch, append, get_store, versioned
+from control_plane.api.common import IfMatch, append, clean_name, get_store, versioned
 from control_plane.api.provider_kinds import (
     ProviderChange,
     ProviderIn,
@@ -80,17 +80,17 @@ class ProviderController(Controller):
         `base_url` ends where `/chat/completions` is appended (for OpenAI:
         `https://api.openai.com/v1`). `azure_openai`, `anthropic`, `gemini` and
         `bedrock` take their own settings (see the README)."""
-        provider_id = str(uuid.uuid4())
+        provider_id, name = str(uuid.uuid4()), clean_name(data.name)
         base_url, options = new_settings(data)
         secret = secret_of(data)
         ciphertext = None if secret is UNSET or secret is None else _box(request).encrypt(secret)
 
         def decide(state: State) -> list[Payload]:
-            _name_is_free(state, data.name)
+            _name_is_free(state, name)
             return [
                 ProviderCreated(
                     id=provider_id,
-                    name=data.name,
+                    name=name,
                     kind=data.kind,
                     base_url=base_url,
                     api_key_ciphertext=ciphertext,
@@ -125,17 +125,18 @@ class ProviderController(Controller):
         """Fields left out stay as they are (no event when nothing changes). New
         credentials are encrypted as at creation; the kind cannot change (422)."""
         pid = str(provider_id)
+        name = None if data.name is UNSET else clean_name(data.name)
         secret = secret_of(data)
         ciphertext = secret if secret is UNSET or secret is None else _box(request).encrypt(secret)
 
         def decide(state: State) -> list[Payload]:
             current = _existing(state, pid)
             base_url, options = changed_settings(current, data)
-            if data.name is not UNSET:
-                _name_is_free(state, data.name, except_id=pid)
+            if name is not None:
+                _name_is_free(state, name, except_id=pid)
             event = ProviderChanged(
                 id=pid,
-                name=current.name if data.name is UNSET else data.name,
+                name=current.name if name is None else name,
                 base_url=base_url,
                 api_key_ciphertext=(
                     current.api_key_ciphertext if ciphertext is UNSET else ciphertext

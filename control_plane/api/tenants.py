@@ -16,6 +16,7 @@ from control_plane.api.common import (
     Limit,
     Name,
     append,
+    clean_name,
     from_rows,
     get_store,
     one,
@@ -64,11 +65,11 @@ class TenantController(Controller):
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[TenantIn]
     ) -> Response[Tenant]:
-        tenant_id = str(uuid.uuid4())
+        tenant_id, name = str(uuid.uuid4()), clean_name(data.name)
 
         def decide(state: State) -> list[Payload]:
-            _name_is_free(state, data.name)
-            return [TenantCreated(id=tenant_id, name=data.name)]
+            _name_is_free(state, name)
+            return [TenantCreated(id=tenant_id, name=name)]
 
         await append(request, tenant_stream(tenant_id), decide, new=True)
         return await self._response(request, tenant_id, HTTP_201_CREATED)
@@ -97,12 +98,12 @@ class TenantController(Controller):
         data: JSONBody[TenantIn],
         if_match: IfMatch = None,
     ) -> Response[Tenant]:
-        tid = str(tenant_id)
+        tid, name = str(tenant_id), clean_name(data.name)
 
         def decide(state: State) -> list[Payload]:
             _existing(state, tid)
-            _name_is_free(state, data.name, except_id=tid)
-            return [TenantRenamed(id=tid, name=data.name)]
+            _name_is_free(state, name, except_id=tid)
+            return [TenantRenamed(id=tid, name=name)]
 
         await append(request, tenant_stream(tid), decide, if_match=if_match)
         return await self._response(request, tid, 200)
