@@ -118,7 +118,10 @@ class FleetSync:
         budgeted = [(scope, p.budget_period) for scope, p in budgeted_scopes(self._holder.state)]
         if budgeted:
             today = datetime.now(UTC).date()
-            self._budgets.recorded = await recorded_spend(conn, budgeted, today)
+            mark = self._budgets.mark()
+            self._budgets.refreshed(await recorded_spend(conn, budgeted, today), mark)
+        else:  # no budget to read: what was written need not wait for a read
+            self._budgets.refreshed({}, self._budgets.mark())
         if self._health is not None and time.monotonic() - self._last_health > HEALTH_INTERVAL:
             self._last_health = time.monotonic()
             await report_health(conn, self.replica, self._health, self._holder)
