@@ -70,8 +70,9 @@ def _status_error(request_status: int, retry_after: int | None) -> web.Response 
     return None
 
 
-class Azure(OpenAI):
-    """``POST /openai/deployments/{deployment}/chat/completions?api-version=...``."""
+class _Addressed(OpenAI):
+    """What Azure changes in OpenAI's wire: the key in ``api-key``, the deployment in
+    the path (and in the answers), an ``api-version`` required, its own errors."""
 
     name = "azure_openai"
 
@@ -84,12 +85,16 @@ class Azure(OpenAI):
     def model_of(self, request: web.Request, body: Any) -> str:
         return request.match_info["deployment"]
 
-    def read(self, job: Job, body: Any, request: web.Request) -> None:
-        read_body(job, body, request.match_info["deployment"])
-
     def status_error(self, status: int, model: str, retry_after: int | None) -> web.Response:
         own = _status_error(status, retry_after)
         return super().status_error(status, model, retry_after) if own is None else own
+
+
+class Azure(_Addressed):
+    """``POST /openai/deployments/{deployment}/chat/completions?api-version=...``."""
+
+    def read(self, job: Job, body: Any, request: web.Request) -> None:
+        read_body(job, body, request.match_info["deployment"])
 
     def answer(self, job: Job) -> bytes:
         body = completion(job)
@@ -101,23 +106,8 @@ class Azure(OpenAI):
         return Chunks(job, head_of(job), azure=True)
 
 
-class AzureEmbeddings(OpenAIEmbeddings):
+class AzureEmbeddings(_Addressed, OpenAIEmbeddings):
     """``POST /openai/deployments/{deployment}/embeddings?api-version=...``."""
-
-    name = "azure_openai"
-
-    def credential(self, request: web.Request) -> str | None:
-        return request.headers.get("api-key") or request.headers.get("Authorization")
-
-    def gate(self, request: web.Request, raw: bytes) -> web.Response | None:
-        return _gate(request, self.api_key)
-
-    def model_of(self, request: web.Request, body: Any) -> str:
-        return request.match_info["deployment"]
 
     def read(self, job: Job, body: Any, request: web.Request) -> None:
         read_embeddings(job, body, request.match_info["deployment"])
-
-    def status_error(self, status: int, model: str, retry_after: int | None) -> web.Response:
-        own = _status_error(status, retry_after)
-        return super().status_error(status, model, retry_after) if own is None else own
