@@ -24,6 +24,7 @@ from data_plane.routing.health import Health
 from data_plane.routing.report import HealthCollector
 from data_plane.snapshot import SnapshotHolder
 from data_plane.sync import Follower
+from data_plane.translate.dialect import Dialect
 from data_plane.translate.dialects import ANTHROPIC, OPENAI
 from data_plane.transport.attempt import client_timeout
 from data_plane.usage import UsageRecord, UsageRecorder
@@ -92,6 +93,11 @@ class DataPlane:
         self.box = SecretBox(settings.secret_key)
         self.gateway: Gateway | None = None
         self._routes: dict[str, dict[str, Handler]] = {}
+        # the paths whose clients speak another dialect than OpenAI's
+        self._dialects: dict[str, Dialect] = {
+            "/v1/messages": ANTHROPIC,
+            "/v1/messages/count_tokens": ANTHROPIC,
+        }
         self._need_snapshot: set[Handler] = set()  # refused until a snapshot is loaded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,7 +109,7 @@ class DataPlane:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         methods = self._routes.get(path)
-        dialect = ANTHROPIC if path.startswith("/v1/messages") else OPENAI
+        dialect = self._dialects.get(path, OPENAI)  # errors speak the client's API
         out = Responder(send)
         try:
             if methods is None:
