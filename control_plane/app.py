@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from control_plane.api.admin_tokens import AdminTokenController, MeController
 from control_plane.api.deployments import DeploymentHealthController, RouteDeploymentController
 from control_plane.api.events import EventController
 from control_plane.api.keys import KeyController, TenantKeyController
@@ -24,7 +25,7 @@ from control_plane.api.routes import RouteController
 from control_plane.api.state import StateController
 from control_plane.api.tenants import TenantController
 from control_plane.api.usage import UsageController
-from control_plane.auth import require_admin
+from control_plane.auth import admin_guard
 from control_plane.budget_watch import BudgetWatch
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.jobs import Jobs
@@ -97,8 +98,10 @@ def create_app(settings: Settings) -> Litestar:
             PriceController,
             ProviderPriceController,
             UsageController,
+            AdminTokenController,
+            MeController,
         ],
-        guards=[require_admin],
+        guards=[admin_guard],
         security=[{"bearer": []}],
     )
     openapi = OpenAPIConfig(
@@ -118,5 +121,6 @@ def create_app(settings: Settings) -> Litestar:
         debug=False,
     )
     app.state.admin_token = settings.admin_token
+    app.state.oidc = None
     app.state.secret_box = SecretBox(settings.secret_key)
     return app

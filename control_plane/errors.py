@@ -16,8 +16,10 @@ __all__ = [
     "AdminError",
     "BadRequest",
     "Conflict",
+    "Forbidden",
     "Invalid",
     "NotFound",
+    "Unauthorized",
     "VersionConflict",
     "problem",
 ]
@@ -42,6 +44,18 @@ class AdminError(Exception):
 class BadRequest(AdminError):
     """A body whose shape is wrong in a way its type cannot say (a field one provider
     kind needs and another refuses): 400, as a failed type check is."""
+
+
+class Unauthorized(AdminError):
+    """No admin identity: no token, or one that is unknown, expired or revoked."""
+
+    status, title = 401, "Unauthorized"
+
+
+class Forbidden(AdminError):
+    """An identity whose role does not allow the request."""
+
+    status, title = 403, "Forbidden"
 
 
 class NotFound(AdminError):

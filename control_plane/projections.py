@@ -14,6 +14,8 @@ import msgspec
 
 from control_plane.queries import Q
 from shared.events import (
+    AdminTokenCreated,
+    AdminTokenRevoked,
     BudgetAlert,
     BudgetExhausted,
     DeploymentAdded,
@@ -278,3 +280,8 @@ async def _(p: ProviderPriceSet, conn: asyncpg.Connection, e: Event) -> None:
 @_project.register
 async def _(p: BudgetExhausted | BudgetAlert, conn: asyncpg.Connection, e: Event) -> None:
     """Nothing to project: the event log itself is where cut-offs and alerts are read."""
+
+
+@_project.register
+async def _(p: AdminTokenCreated | AdminTokenRevoked, conn: asyncpg.Connection, e: Event) -> None:
+    """Nothing to project: admin tokens are few, and read from the folded state."""

@@ -36,6 +36,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     usage_flush_interval: float = 0.25
     fleet_sync_interval: float = 0.25
     budget_check_interval: float = 1.0
+    # OIDC for the admin API (off unless an issuer is set): JWTs from `oidc_issuer`
+    # for `oidc_audience`, keys from a JWKS URL or file, role and tenant from claims.
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_jwks_url: str = ""
+    oidc_jwks_file: str = ""
+    oidc_role_claim: str = "sluice_role"
+    oidc_tenant_claim: str = "sluice_tenant"
+    oidc_algorithms: str = "RS256,ES256"
+    oidc_leeway_seconds: float = 30.0
+    oidc_jwks_cache_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -17,6 +17,8 @@ from shared.routing import BreakerPolicy, Deployment, RetryPolicy
 
 __all__ = [
     "PAYLOAD_TYPES",
+    "AdminTokenCreated",
+    "AdminTokenRevoked",
     "BudgetAlert",
     "BudgetExhausted",
     "DeploymentAdded",
@@ -69,6 +71,23 @@ class KeyCreated(msgspec.Struct, frozen=True, tag="key.created"):
 
 
 class KeyRevoked(msgspec.Struct, frozen=True, tag="key.revoked"):
+    id: str
+
+
+class AdminTokenCreated(msgspec.Struct, frozen=True, tag="admin_token.created"):
+    """A named admin token (`hash` of its secret only) with a role, bound to a
+    tenant or platform-wide (`tenant_id` None), valid until `expires_at`."""
+
+    id: str
+    name: str
+    role: str
+    tenant_id: str | None
+    prefix: str
+    hash: str
+    expires_at: datetime
+
+
+class AdminTokenRevoked(msgspec.Struct, frozen=True, tag="admin_token.revoked"):
     id: str
 
 
@@ -231,6 +250,8 @@ Payload = (
     | ProviderPriceSet
     | BudgetExhausted
     | BudgetAlert
+    | AdminTokenCreated
+    | AdminTokenRevoked
 )
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
@@ -257,6 +278,8 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         ProviderPriceSet,
         BudgetExhausted,
         BudgetAlert,
+        AdminTokenCreated,
+        AdminTokenRevoked,
     )
 }
 

@@ -15,6 +15,8 @@ import msgspec
 from immutables import Map
 
 from shared.events import (
+    AdminTokenCreated,
+    AdminTokenRevoked,
     BudgetAlert,
     BudgetExhausted,
     DeploymentAdded,
@@ -39,7 +41,7 @@ from shared.events import (
     TenantDeleted,
     TenantRenamed,
 )
-from shared.state import ApiKey, Policy, Price, Provider, Route, State, Tenant
+from shared.state import AdminToken, ApiKey, Policy, Price, Provider, Route, State, Tenant
 
 __all__ = ["OutOfOrderEvent", "apply", "fold"]
 
@@ -95,8 +97,13 @@ def _(p: TenantDeleted, state: State) -> State:
     tenant_policies = state.tenant_policies
     if p.id in tenant_policies:
         tenant_policies = tenant_policies.delete(p.id)
+    admin_tokens = state.admin_tokens
+    for token in state.admin_tokens.values():
+        if token.tenant_id == p.id:  # a tenant's own admins and viewers end with it
+            admin_tokens = admin_tokens.delete(token.id)
     return msgspec.structs.replace(
         state,
+        admin_tokens=admin_tokens,
         tenants=state.tenants.delete(p.id),
         keys=keys,
         key_ids_by_hash=by_hash,
@@ -328,3 +335,26 @@ def _(p: BudgetAlert, state: State) -> State:
     return msgspec.structs.replace(
         state, budget_alerted=state.budget_alerted.set(p.scope, p.period)
     )
+
+
+@_apply.register
+def _(p: AdminTokenCreated, state: State) -> State:
+    if p.tenant_id is not None and p.tenant_id not in state.tenants:
+        return state
+    token = AdminToken(
+        id=p.id,
+        name=p.name,
+        role=p.role,
+        tenant_id=p.tenant_id,
+        prefix=p.prefix,
+        hash=p.hash,
+        expires_at=p.expires_at.timestamp(),
+    )
+    return msgspec.structs.replace(state, admin_tokens=state.admin_tokens.set(p.id, token))
+
+
+@_apply.register
+def _(p: AdminTokenRevoked, state: State) -> State:
+    if p.id not in state.admin_tokens:
+        return state
+    return msgspec.structs.replace(state, admin_tokens=state.admin_tokens.delete(p.id))

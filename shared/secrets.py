@@ -15,6 +15,7 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken
 
 __all__ = [
+    "ADMIN_TOKEN_PREFIX",
     "KEY_PREFIX",
     "SecretBox",
     "SecretKeyError",
@@ -23,13 +24,14 @@ __all__ = [
 ]
 
 KEY_PREFIX = "sk-sluice-"
-_SHOWN_PREFIX_CHARS = len(KEY_PREFIX) + 6
+ADMIN_TOKEN_PREFIX = "sluice-admin-"
 
 
-def new_client_key() -> tuple[str, str, str]:
-    """A fresh client key: `(secret, shown_prefix, hash)`. Only the last two are kept."""
-    secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    return secret, secret[:_SHOWN_PREFIX_CHARS], hash_client_key(secret)
+def new_client_key(prefix: str = KEY_PREFIX) -> tuple[str, str, str]:
+    """A fresh client key (or, with ADMIN_TOKEN_PREFIX, admin token):
+    `(secret, shown_prefix, hash)`. Only the last two are kept."""
+    secret = prefix + secrets.token_urlsafe(32)
+    return secret, secret[: len(prefix) + 6], hash_client_key(secret)
 
 
 def hash_client_key(secret: str) -> str:

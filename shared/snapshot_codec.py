@@ -20,7 +20,17 @@ from typing import Any, TypeVar
 import msgspec
 from immutables import Map
 
-from shared.state import SCHEMA_VERSION, ApiKey, Policy, Price, Provider, Route, State, Tenant
+from shared.state import (
+    SCHEMA_VERSION,
+    AdminToken,
+    ApiKey,
+    Policy,
+    Price,
+    Provider,
+    Route,
+    State,
+    Tenant,
+)
 
 __all__ = [
     "CHUNK",
@@ -57,6 +67,7 @@ class _Doc(msgspec.Struct):
     provider_prices: dict[str, Price]
     budget_exhausted: dict[str, str]
     budget_alerted: dict[str, str]
+    admin_tokens: dict[str, AdminToken]
 
 
 # "deterministic": sets (a route's tenants) are sorted, so equal states give equal bytes.
@@ -112,6 +123,7 @@ def _small_maps(state: State) -> dict[str, Any]:
         "provider_prices": dict(state.provider_prices),
         "budget_exhausted": dict(state.budget_exhausted),
         "budget_alerted": dict(state.budget_alerted),
+        "admin_tokens": dict(state.admin_tokens),
     }
 
 
@@ -153,6 +165,7 @@ def decode_state(data: bytes) -> State:
         provider_prices=Map(doc.provider_prices),
         budget_exhausted=Map(doc.budget_exhausted),
         budget_alerted=Map(doc.budget_alerted),
+        admin_tokens=Map(doc.admin_tokens),
     )
 
 

@@ -16,6 +16,7 @@ from shared.routing import BreakerPolicy, Deployment, RetryPolicy
 
 __all__ = [
     "SCHEMA_VERSION",
+    "AdminToken",
     "ApiKey",
     "AwsCredentials",
     "Policy",
@@ -27,8 +28,9 @@ __all__ = [
 ]
 
 # 2: routes own deployments; 3: providers carry options (a build that predates them
-# would drop them silently, so snapshots of version 2 are folded again from the log)
-SCHEMA_VERSION = 3
+# would drop them silently, so snapshots of version 2 are folded again from the log);
+# 4: admin tokens
+SCHEMA_VERSION = 4
 
 # The records below are encoded as arrays (array_like), not maps: snapshots of
 # 100,000 keys are a few times smaller and faster to write that way. They hold
@@ -47,6 +49,19 @@ class ApiKey(msgspec.Struct, frozen=True, array_like=True, gc=False):
     name: str
     prefix: str
     hash: str
+
+
+class AdminToken(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A named admin API token: only its hash is kept. `tenant_id` binds a
+    tenant_admin (always) or a viewer (optionally) to one tenant."""
+
+    id: str
+    name: str
+    role: str
+    tenant_id: str | None
+    prefix: str
+    hash: str
+    expires_at: float  # Unix seconds
 
 
 class Provider(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -156,6 +171,7 @@ class State(msgspec.Struct, frozen=True):
     provider_prices: Map[str, Price] = msgspec.field(default_factory=_empty)
     budget_exhausted: Map[str, str] = msgspec.field(default_factory=_empty)  # scope -> period
     budget_alerted: Map[str, str] = msgspec.field(default_factory=_empty)  # scope -> period
+    admin_tokens: Map[str, AdminToken] = msgspec.field(default_factory=_empty)
 
     def key_by_hash(self, key_hash: str) -> ApiKey | None:
         key_id = self.key_ids_by_hash.get(key_hash)

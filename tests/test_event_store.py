@@ -47,10 +47,10 @@ async def test_concurrent_appends_with_the_same_expected_version_one_wins(
 ) -> None:
     tid = str(uuid.uuid4())
     stream = f"tenant:{tid}"
-    await store.append(stream, _create(tid, "a"), actor="t", expected_version=0)
+    await store.append(stream, _create(tid, "a"), actor="system:test", expected_version=0)
     results = await asyncio.gather(
         *(
-            store.append(stream, _rename(tid, f"n{i}"), actor="t", expected_version=1)
+            store.append(stream, _rename(tid, f"n{i}"), actor="system:test", expected_version=1)
             for i in range(10)
         ),
         return_exceptions=True,
@@ -65,14 +65,14 @@ async def test_concurrent_appends_with_the_same_expected_version_one_wins(
 
 async def test_new_stream_conflicts_when_it_exists(store: EventStore) -> None:
     tid = str(uuid.uuid4())
-    await store.append(f"tenant:{tid}", _create(tid, "a"), actor="t", expected_version=0)
+    await store.append(f"tenant:{tid}", _create(tid, "a"), actor="system:test", expected_version=0)
     with pytest.raises(VersionConflict):
-        await store.append(f"tenant:{tid}", _create(tid, "b"), actor="t", expected_version=0)
+        await store.append(f"tenant:{tid}", _create(tid, "b"), actor="system:test", expected_version=0)
 
 
 async def test_a_rejected_command_writes_nothing(store: EventStore) -> None:
     with pytest.raises(NotFound):
-        await store.append("tenant:x", _rename(str(uuid.uuid4()), "n"), actor="t")
+        await store.append("tenant:x", _rename(str(uuid.uuid4()), "n"), actor="system:test")
     assert await store.pool.fetchval("SELECT count(*) FROM events") == 0
 
 
@@ -98,7 +98,7 @@ async def test_positions_become_visible_in_commit_order(store: EventStore) -> No
     async def writer(w: int) -> None:
         for i in range(per_writer):
             tid = str(uuid.uuid4())
-            await store.append(f"tenant:{tid}", _create(tid, f"w{w}-{i}"), actor="t")
+            await store.append(f"tenant:{tid}", _create(tid, f"w{w}-{i}"), actor="system:test")
 
     read = asyncio.create_task(reader())
     await asyncio.gather(*(writer(w) for w in range(writers)))
@@ -117,7 +117,7 @@ async def test_projection_and_notify_share_the_append_transaction(
     await listener.add_listener(CHANNEL, lambda *args: payloads.put_nowait(args[3]))
     try:
         tid = str(uuid.uuid4())
-        events = await store.append(f"tenant:{tid}", _create(tid, "proj"), actor="alice")
+        events = await store.append(f"tenant:{tid}", _create(tid, "proj"), actor="token:alice")
         payload = await asyncio.wait_for(payloads.get(), 2)
         assert payload == str(events[-1].position)  # the doorbell carries the position only
         row = await store.pool.fetchrow(
@@ -147,10 +147,10 @@ async def test_a_failing_projection_rolls_back_the_event_and_its_notify(
     await listener.add_listener(CHANNEL, lambda *args: payloads.put_nowait(args[3]))
     try:
         with pytest.raises(asyncpg.UniqueViolationError):
-            await store.append(f"tenant:{tid}", _create(tid, "blocked"), actor="t")
+            await store.append(f"tenant:{tid}", _create(tid, "blocked"), actor="system:test")
         assert await store.pool.fetchval("SELECT count(*) FROM events") == 0
         other = str(uuid.uuid4())
-        events = await store.append(f"tenant:{other}", _create(other, "fine"), actor="t")
+        events = await store.append(f"tenant:{other}", _create(other, "fine"), actor="system:test")
         # the first notification to arrive is the second append's: the failed one sent none
         assert await asyncio.wait_for(payloads.get(), 2) == str(events[-1].position)
         assert payloads.empty()
@@ -169,7 +169,7 @@ async def test_every_n_events_a_snapshot_job_is_queued_with_the_append(
         counts = []
         for i in range(7):
             tid = str(uuid.uuid4())
-            await store.append(f"tenant:{tid}", _create(tid, f"n{i}"), actor="t")
+            await store.append(f"tenant:{tid}", _create(tid, f"n{i}"), actor="system:test")
             counts.append(await pool.fetchval(queued))
         # positions 1..7: the appends at 3 and 6 cross the boundary; one dedupe key
         assert counts == [0, 0, 1, 1, 1, 1, 1]

@@ -65,14 +65,14 @@ async def test_concurrent_writers_two_followers_exact_fold(stack: Stack) -> None
     shared_ids = [str(uuid.uuid4()) for _ in range(4)]
     for tid in shared_ids:
         await stores[0].append(
-            f"tenant:{tid}", lambda s, t=tid: [TenantCreated(id=t, name=f"shared-{t}")], actor="w"
+            f"tenant:{tid}", lambda s, t=tid: [TenantCreated(id=t, name=f"shared-{t}")], actor="system:w"
         )
 
     async def writer(w: int) -> None:
         store = stores[w % 2]
         own = str(uuid.uuid4())
         await store.append(
-            f"tenant:{own}", lambda s: [TenantCreated(id=own, name=f"own-{own}")], actor=f"w{w}"
+            f"tenant:{own}", lambda s: [TenantCreated(id=own, name=f"own-{own}")], actor=f"system:w{w}"
         )
         for i in range(per_writer - 1):
             if i % 2:  # a stream every writer shares
@@ -81,14 +81,14 @@ async def test_concurrent_writers_two_followers_exact_fold(stack: Stack) -> None
                 def decide(s: State, t: str = tid, n: str = f"w{w}-{i}") -> list[Payload]:
                     return [TenantRenamed(id=t, name=n)]
 
-                await store.append(f"tenant:{tid}", decide, actor=f"w{w}")
+                await store.append(f"tenant:{tid}", decide, actor=f"system:w{w}")
             else:  # a stream of its own
                 kid = str(uuid.uuid4())
 
                 def create(s: State, k: str = kid) -> list[Payload]:
                     return [KeyCreated(id=k, tenant_id=own, name="", prefix="p", hash=k)]
 
-                await store.append(f"key:{kid}", create, actor=f"w{w}")
+                await store.append(f"key:{kid}", create, actor=f"system:w{w}")
 
     try:
         await asyncio.gather(*(writer(w) for w in range(writers)))
@@ -218,7 +218,7 @@ async def test_the_safety_poll_covers_a_lost_notification(stack: Stack) -> None:
         try:  # the event alone, as if its notification had been lost
             position = await conn.fetchval(
                 "INSERT INTO events (stream, stream_version, type, data, actor)"
-                " VALUES ($1, 1, $2, $3::jsonb, 'test') RETURNING position",
+                " VALUES ($1, 1, $2, $3::jsonb, 'system:test') RETURNING position",
                 f"tenant:{tid}",
                 event_type(payload),
                 encode_payload(payload).decode(),

@@ -41,7 +41,7 @@ async def test_an_older_route_event_reads_as_one_deployment(
     older = RouteCreated(
         id=route_id, model=model, provider_id=provider["id"], upstream_model="old-upstream"
     )
-    await store.append(f"route:{route_id}", lambda state: [older], actor="test")
+    await store.append(f"route:{route_id}", lambda state: [older], actor="system:test")
     expected = {
         "id": route_id,  # the route's own id
         "provider_id": provider["id"],
@@ -85,7 +85,7 @@ async def test_the_oldest_event_json_folds_into_one_deployment(control_plane: St
     try:
         await conn.execute(
             "INSERT INTO events (stream, stream_version, type, data, actor)"
-            " VALUES ($1, 1, 'route.created', $2::jsonb, 'test')",
+            " VALUES ($1, 1, 'route.created', $2::jsonb, 'system:test')",
             f"route:{route_id}",
             json.dumps(data),
         )
@@ -122,7 +122,7 @@ async def test_the_migration_gives_older_routes_their_deployment(
             )
             await conn.executemany(
                 "INSERT INTO events (stream, stream_version, type, data, actor)"
-                " VALUES ($1, $2, $3, '{}'::jsonb, 'test')",
+                " VALUES ($1, $2, $3, '{}'::jsonb, 'system:test')",
                 [
                     (f"provider:{provider_id}", 1, "provider.created"),
                     (f"provider:{provider_id}", 2, "provider.price_set"),

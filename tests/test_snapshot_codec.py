@@ -56,7 +56,7 @@ async def test_store_skips_unreadable_snapshots_and_writes_only_when_behind(
         for event in _events(*BASE):
             await conn.execute(
                 "INSERT INTO events (stream, stream_version, type, data, actor)"
-                " VALUES ($1, $2, $3, $4::jsonb, 'test')",
+                " VALUES ($1, $2, $3, $4::jsonb, 'system:test')",
                 f"s{event.position}",
                 1,
                 event.type,
@@ -111,7 +111,7 @@ async def test_a_snapshot_of_schema_2_is_folded_again_from_the_log(database_url:
         for event in _events(*BASE):
             await conn.execute(
                 "INSERT INTO events (stream, stream_version, type, data, actor)"
-                " VALUES ($1, $2, $3, $4::jsonb, 'test')",
+                " VALUES ($1, $2, $3, $4::jsonb, 'system:test')",
                 f"s{event.position}",
                 1,
                 event.type,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from typing import Annotated, Any, Protocol, TypeVar
 
 import asyncpg
@@ -12,7 +13,9 @@ import msgspec
 from litestar import Request, Response
 from litestar.params import HeaderParameter, QueryParameter
 
+from control_plane.auth import IDENTITY
 from control_plane.errors import BadRequest, Invalid, NotFound
+from control_plane.identity import Identity
 from control_plane.store import Decide, EventStore
 from shared.events import Event
 
@@ -30,7 +33,9 @@ __all__ = [
     "from_row",
     "from_rows",
     "get_store",
+    "identity_of",
     "one",
+    "tenant_scope",
     "versioned",
 ]
 
@@ -97,8 +102,22 @@ def get_store(request: Request[Any, Any, Any]) -> EventStore:
     return store
 
 
+def identity_of(request: Request[Any, Any, Any]) -> Identity:
+    """The caller, as the admin guard identified it."""
+    identity = request.scope.get(IDENTITY)
+    if not isinstance(identity, Identity):
+        raise RuntimeError(f"{request.url.path} was served without the admin guard")
+    return identity
+
+
 def actor_of(request: Request[Any, Any, Any]) -> str:
-    return str(request.scope.get("sluice_actor", "admin"))
+    return identity_of(request).actor
+
+
+def tenant_scope(request: Request[Any, Any, Any]) -> uuid.UUID | None:
+    """The one tenant a tenant-bound caller may see, for list filters; None: all."""
+    tenant_id = identity_of(request).tenant_id
+    return None if tenant_id is None else uuid.UUID(tenant_id)
 
 
 def expected_version(if_match: str | None) -> int | None:

@@ -24,6 +24,7 @@ from control_plane.api.route_commands import (
 )
 from control_plane.api.route_inputs import DeploymentChange, DeploymentIn
 from control_plane.api.route_views import read_route
+from control_plane.authz import PLATFORM_READ, PLATFORM_WRITE, needs
 from control_plane.errors import NotFound
 from control_plane.queries import Q
 from shared.routing import Deployment
@@ -41,7 +42,11 @@ class RouteDeploymentController(Controller):
     path = "/routes/{route_id:uuid}/deployments"
     tags = ["routes"]
 
-    @post(status_code=HTTP_201_CREATED, summary="Add a deployment to a route")
+    @post(
+        status_code=HTTP_201_CREATED,
+        summary="Add a deployment to a route",
+        opt=needs(PLATFORM_WRITE),
+    )
     async def add(
         self,
         request: Request[Any, Any, Any],
@@ -53,7 +58,11 @@ class RouteDeploymentController(Controller):
         await append(request, route_stream(rid), add_deployment(rid, deployment), if_match=if_match)
         return await _response(request, rid, deployment.id, HTTP_201_CREATED)
 
-    @get("/{deployment_id:uuid}", summary="Get one of a route's deployments")
+    @get(
+        "/{deployment_id:uuid}",
+        summary="Get one of a route's deployments",
+        opt=needs(PLATFORM_READ),
+    )
     async def read(
         self,
         request: Request[Any, Any, Any],
@@ -62,7 +71,7 @@ class RouteDeploymentController(Controller):
     ) -> Response[Deployment]:
         return await _response(request, str(route_id), str(deployment_id))
 
-    @patch("/{deployment_id:uuid}", summary="Change a deployment")
+    @patch("/{deployment_id:uuid}", summary="Change a deployment", opt=needs(PLATFORM_WRITE))
     async def change(
         self,
         request: Request[Any, Any, Any],
@@ -82,6 +91,7 @@ class RouteDeploymentController(Controller):
         "/{deployment_id:uuid}",
         status_code=HTTP_204_NO_CONTENT,
         summary="Remove a deployment (not a route's last)",
+        opt=needs(PLATFORM_WRITE),
     )
     async def remove(
         self,
@@ -136,7 +146,11 @@ class DeploymentHealthController(Controller):
     path = "/deployments"
     tags = ["routes"]
 
-    @get("/{deployment_id:uuid}/health", summary="A deployment's health, as each replica sees it")
+    @get(
+        "/{deployment_id:uuid}/health",
+        summary="A deployment's health, as each replica sees it",
+        opt=needs(PLATFORM_READ),
+    )
     async def health(
         self, request: Request[Any, Any, Any], deployment_id: DeploymentId
     ) -> DeploymentHealth:

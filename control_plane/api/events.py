@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -9,7 +10,8 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.params import QueryParameter
 
-from control_plane.api.common import TEXT, Limit, get_store
+from control_plane.api.common import TEXT, Limit, get_store, tenant_scope
+from control_plane.authz import LISTING, needs
 from control_plane.errors import Invalid
 from control_plane.queries import Q
 
@@ -27,7 +29,8 @@ class AuditEvent(msgspec.Struct):
     stream_version: int
     type: str
     data: dict[str, Any]
-    actor: str
+    actor: str  # who: admin:bootstrap, token:<name>, oidc:<subject>, system:<job>
+    tenant_id: uuid.UUID | None  # the tenant the event belongs to; None: the platform's
     created_at: datetime
 
 
@@ -44,13 +47,16 @@ class EventController(Controller):
     path = "/events"
     tags = ["audit"]
 
-    @get(summary="Read the event log, newest first")
+    @get(summary="Read the event log, newest first", opt=needs(LISTING))
     async def list(
         self,
         request: Request[Any, Any, Any],
         stream: Filter = None,
         type: Filter = None,
         actor: Filter = None,
+        tenant_id: Annotated[
+            uuid.UUID | None, QueryParameter(description="Only this tenant's events.")
+        ] = None,
         since: Annotated[
             datetime | None, QueryParameter(description="Only events at or after this time.")
         ] = None,
@@ -68,7 +74,16 @@ class EventController(Controller):
             if moment is not None and moment.tzinfo is None:
                 raise Invalid(f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z")
         rows = await get_store(request).pool.fetch(
-            Q.list_events, stream, type, actor, since, until, before, limit
+            Q.list_events,
+            stream,
+            type,
+            actor,
+            since,
+            until,
+            before,
+            limit,
+            tenant_scope(request),
+            tenant_id,
         )
         events = [
             AuditEvent(
@@ -78,6 +93,7 @@ class EventController(Controller):
                 type=row["type"],
                 data=_redact(msgspec.json.decode(row["data"])),
                 actor=row["actor"],
+                tenant_id=row["tenant_id"],
                 created_at=row["created_at"],
             )
             for row in rows

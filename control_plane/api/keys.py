@@ -20,6 +20,7 @@ from control_plane.api.common import (
     get_store,
     one,
 )
+from control_plane.authz import KEY_READ, KEY_WRITE, TENANT_READ, TENANT_WRITE, needs
 from control_plane.errors import NotFound
 from control_plane.queries import Q
 from shared.events import KeyCreated, KeyRevoked, Payload
@@ -56,7 +57,11 @@ class TenantKeyController(Controller):
     path = "/tenants/{tenant_id:uuid}/keys"
     tags = ["keys"]
 
-    @post(status_code=HTTP_201_CREATED, summary="Create a key (the secret is returned once)")
+    @post(
+        status_code=HTTP_201_CREATED,
+        summary="Create a key (the secret is returned once)",
+        opt=needs(TENANT_WRITE),
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -78,7 +83,7 @@ class TenantKeyController(Controller):
         assert row is not None
         return CreatedKey(**msgspec.structs.asdict(from_row(Key, row)), key=secret)
 
-    @get(summary="List a tenant's keys (never their secrets)")
+    @get(summary="List a tenant's keys (never their secrets)", opt=needs(TENANT_READ))
     async def list(
         self, request: Request[Any, Any, Any], tenant_id: FromPath[uuid.UUID]
     ) -> list[Key]:
@@ -92,12 +97,17 @@ class KeyController(Controller):
     path = "/keys"
     tags = ["keys"]
 
-    @get("/{key_id:uuid}", summary="Get a key (never its secret)")
+    @get("/{key_id:uuid}", summary="Get a key (never its secret)", opt=needs(KEY_READ))
     async def read(self, request: Request[Any, Any, Any], key_id: FromPath[uuid.UUID]) -> Key:
         row = await get_store(request).pool.fetchrow(Q.get_key, key_id)
         return one(Key, row, f"key {key_id}")
 
-    @delete("/{key_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a key")
+    @delete(
+        "/{key_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Revoke a key",
+        opt=needs(KEY_WRITE),
+    )
     async def revoke(self, request: Request[Any, Any, Any], key_id: FromPath[uuid.UUID]) -> None:
         """Revoking is idempotent: revoking a revoked key succeeds and changes nothing."""
         kid = str(key_id)

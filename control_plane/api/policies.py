@@ -14,12 +14,21 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from control_plane.api.common import ModelName, actor_of, get_store
+from control_plane.authz import KEY_READ, KEY_WRITE, TENANT_PLATFORM_WRITE, TENANT_READ, needs
 from control_plane.errors import Invalid, NotFound
 from control_plane.queries import Q
+from control_plane.store import Decide
 from shared.events import Payload, PolicyCleared, PolicySet
 from shared.state import State
 
-__all__ = ["KeyPolicyController", "TenantPolicyController"]
+__all__ = [
+    "KeyPolicyController",
+    "PolicyIn",
+    "TenantPolicyController",
+    "checked_policy",
+    "clear_policy",
+    "set_policy",
+]
 
 Count = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
 Usd = Annotated[float, msgspec.Meta(ge=0, le=1_000_000_000)]
@@ -44,16 +53,18 @@ class Policy(PolicyIn):
     updated_at: datetime | None = None
 
 
-def _checked(data: PolicyIn) -> PolicyIn:
+def checked_policy(data: PolicyIn) -> PolicyIn:
+    """`data` as it is stored (a budget's period defaults to the month); 422 naming the
+    field when its budgets do not go together."""
     has_budget = data.budget_usd is not None or data.soft_budget_usd is not None
     if data.budget_period is not None and not has_budget:
-        raise Invalid("budget_period needs budget_usd or soft_budget_usd")
+        raise Invalid("budget_period needs budget_usd or soft_budget_usd", field="budget_period")
     if (
         data.budget_usd is not None
         and data.soft_budget_usd is not None
         and data.soft_budget_usd > data.budget_usd
     ):
-        raise Invalid("soft_budget_usd must not exceed budget_usd")
+        raise Invalid("soft_budget_usd must not exceed budget_usd", field="soft_budget_usd")
     if has_budget and data.budget_period is None:
         return msgspec.structs.replace(data, budget_period="month")
     return data
@@ -74,32 +85,42 @@ async def _read(request: Request[Any, Any, Any], scope: Scope, owner: uuid.UUID)
     )
 
 
-async def _put(
-    request: Request[Any, Any, Any], scope: Scope, owner: uuid.UUID, data: PolicyIn
-) -> Policy:
-    data, oid = _checked(data), str(owner)
+def set_policy(scope: Scope, owner: str, data: PolicyIn) -> Decide:
+    """Replace the policy of the tenant or key `owner` with `data` (see `checked_policy`);
+    the events go on the owner's stream, `tenant:<id>` or `key:<id>`."""
 
     def decide(state: State) -> list[Payload]:
-        _owner_exists(state, scope, oid)
+        _owner_exists(state, scope, owner)
         fields = msgspec.structs.asdict(data)
         if fields["models"] is not None:
             fields["models"] = tuple(fields["models"])
-        return [PolicySet(scope=scope, id=oid, **fields)]
+        return [PolicySet(scope=scope, id=owner, **fields)]
 
+    return decide
+
+
+def clear_policy(scope: Scope, owner: str) -> Decide:
+    def decide(state: State) -> list[Payload]:
+        _owner_exists(state, scope, owner)
+        policies = state.tenant_policies if scope == "tenant" else state.key_policies
+        if owner not in policies:
+            raise NotFound(f"{scope} {owner} has no policy")
+        return [PolicyCleared(scope=scope, id=owner)]
+
+    return decide
+
+
+async def _put(
+    request: Request[Any, Any, Any], scope: Scope, owner: uuid.UUID, data: PolicyIn
+) -> Policy:
+    decide, oid = set_policy(scope, str(owner), checked_policy(data)), str(owner)
     await get_store(request).append(f"{scope}:{oid}", decide, actor=actor_of(request))
     return await _read(request, scope, owner)
 
 
 async def _delete(request: Request[Any, Any, Any], scope: Scope, owner: uuid.UUID) -> None:
     oid = str(owner)
-
-    def decide(state: State) -> list[Payload]:
-        _owner_exists(state, scope, oid)
-        policies = state.tenant_policies if scope == "tenant" else state.key_policies
-        if oid not in policies:
-            raise NotFound(f"{scope} {oid} has no policy")
-        return [PolicyCleared(scope=scope, id=oid)]
-
+    decide = clear_policy(scope, oid)
     await get_store(request).append(f"{scope}:{oid}", decide, actor=actor_of(request))
 
 
@@ -107,7 +128,10 @@ class TenantPolicyController(Controller):
     path = "/tenants/{tenant_id:uuid}/policy"
     tags = ["policies"]
 
-    @put(summary="Set a tenant's policy (replaces the whole policy)")
+    @put(
+        summary="Set a tenant's policy (replaces the whole policy)",
+        opt=needs(TENANT_PLATFORM_WRITE),
+    )
     async def set(
         self,
         request: Request[Any, Any, Any],
@@ -116,11 +140,15 @@ class TenantPolicyController(Controller):
     ) -> Policy:
         return await _put(request, "tenant", tenant_id, data)
 
-    @get(summary="Get a tenant's policy")
+    @get(summary="Get a tenant's policy", opt=needs(TENANT_READ))
     async def read(self, request: Request[Any, Any, Any], tenant_id: FromPath[uuid.UUID]) -> Policy:
         return await _read(request, "tenant", tenant_id)
 
-    @delete(status_code=HTTP_204_NO_CONTENT, summary="Remove a tenant's policy (no limits)")
+    @delete(
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Remove a tenant's policy (no limits)",
+        opt=needs(TENANT_PLATFORM_WRITE),
+    )
     async def remove(self, request: Request[Any, Any, Any], tenant_id: FromPath[uuid.UUID]) -> None:
         await _delete(request, "tenant", tenant_id)
 
@@ -129,16 +157,16 @@ class KeyPolicyController(Controller):
     path = "/keys/{key_id:uuid}/policy"
     tags = ["policies"]
 
-    @put(summary="Set a key's policy (within its tenant's: both apply)")
+    @put(summary="Set a key's policy (within its tenant's: both apply)", opt=needs(KEY_WRITE))
     async def set(
         self, request: Request[Any, Any, Any], key_id: FromPath[uuid.UUID], data: JSONBody[PolicyIn]
     ) -> Policy:
         return await _put(request, "key", key_id, data)
 
-    @get(summary="Get a key's policy")
+    @get(summary="Get a key's policy", opt=needs(KEY_READ))
     async def read(self, request: Request[Any, Any, Any], key_id: FromPath[uuid.UUID]) -> Policy:
         return await _read(request, "key", key_id)
 
-    @delete(status_code=HTTP_204_NO_CONTENT, summary="Remove a key's policy")
+    @delete(status_code=HTTP_204_NO_CONTENT, summary="Remove a key's policy", opt=needs(KEY_WRITE))
     async def remove(self, request: Request[Any, Any, Any], key_id: FromPath[uuid.UUID]) -> None:
         await _delete(request, "key", key_id)

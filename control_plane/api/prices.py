@@ -14,12 +14,23 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from control_plane.api.common import ModelName, actor_of, from_rows, get_store, one
 from control_plane.api.providers import provider_stream
+from control_plane.authz import PLATFORM_READ, PLATFORM_WRITE, needs
 from control_plane.errors import NotFound
 from control_plane.queries import Q
+from control_plane.store import Decide
 from shared.events import Payload, PriceCleared, PriceSet, ProviderPriceSet
 from shared.state import State
 
-__all__ = ["PriceController", "ProviderPriceController"]
+__all__ = [
+    "PerMillion",
+    "PriceController",
+    "PriceIn",
+    "ProviderPriceController",
+    "clear_price",
+    "price_stream",
+    "set_price",
+    "set_provider_price",
+]
 
 PerMillion = Annotated[float, msgspec.Meta(ge=0, le=1_000_000)]
 
@@ -43,6 +54,37 @@ def _checked_model(model: str) -> str:
         raise NotFound(f"{model!r} is not a model name") from None
 
 
+def price_stream(model: str) -> str:
+    return f"price:{model}"
+
+
+def set_price(model: str, data: PriceIn) -> Decide:
+    def decide(state: State) -> list[Payload]:
+        return [PriceSet(model, data.input_per_million, data.output_per_million)]
+
+    return decide
+
+
+def clear_price(model: str) -> Decide:
+    def decide(state: State) -> list[Payload]:
+        if model not in state.prices:
+            raise NotFound(f"no price for {model!r}")
+        return [PriceCleared(model)]
+
+    return decide
+
+
+def set_provider_price(provider_id: str, data: PriceIn) -> Decide:
+    """The provider's default price (on the provider's stream)."""
+
+    def decide(state: State) -> list[Payload]:
+        if provider_id not in state.providers:
+            raise NotFound(f"provider {provider_id} does not exist")
+        return [ProviderPriceSet(provider_id, data.input_per_million, data.output_per_million)]
+
+    return decide
+
+
 async def _price(request: Request[Any, Any, Any], model: str) -> Price:
     row = await get_store(request).pool.fetchrow(Q.get_price, model)
     return one(Price, row, f"a price for {model!r}")
@@ -52,43 +94,43 @@ class PriceController(Controller):
     path = "/prices"
     tags = ["prices"]
 
-    @get(summary="The price table")
+    @get(summary="The price table", opt=needs(PLATFORM_READ))
     async def list(self, request: Request[Any, Any, Any]) -> list[Price]:
         return from_rows(Price, await get_store(request).pool.fetch(Q.list_prices))
 
-    @get("/{model:str}", summary="A model's price")
+    @get("/{model:str}", summary="A model's price", opt=needs(PLATFORM_READ))
     async def read(self, request: Request[Any, Any, Any], model: FromPath[str]) -> Price:
         return await _price(request, _checked_model(model))
 
-    @put("/{model:str}", summary="Set a model's price")
+    @put("/{model:str}", summary="Set a model's price", opt=needs(PLATFORM_WRITE))
     async def set(
         self, request: Request[Any, Any, Any], model: FromPath[str], data: JSONBody[PriceIn]
     ) -> Price:
         name = _checked_model(model)
-
-        def decide(state: State) -> list[Payload]:
-            return [PriceSet(name, data.input_per_million, data.output_per_million)]
-
-        await get_store(request).append(f"price:{name}", decide, actor=actor_of(request))
+        decide = set_price(name, data)
+        await get_store(request).append(price_stream(name), decide, actor=actor_of(request))
         return await _price(request, name)
 
-    @delete("/{model:str}", status_code=HTTP_204_NO_CONTENT, summary="Remove a model's price")
+    @delete(
+        "/{model:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Remove a model's price",
+        opt=needs(PLATFORM_WRITE),
+    )
     async def remove(self, request: Request[Any, Any, Any], model: FromPath[str]) -> None:
         name = _checked_model(model)
-
-        def decide(state: State) -> list[Payload]:
-            if name not in state.prices:
-                raise NotFound(f"no price for {name!r}")
-            return [PriceCleared(name)]
-
-        await get_store(request).append(f"price:{name}", decide, actor=actor_of(request))
+        decide = clear_price(name)
+        await get_store(request).append(price_stream(name), decide, actor=actor_of(request))
 
 
 class ProviderPriceController(Controller):
     path = "/providers/{provider_id:uuid}/price"
     tags = ["prices"]
 
-    @put(summary="Set a provider's default price, for its models without one")
+    @put(
+        summary="Set a provider's default price, for its models without one",
+        opt=needs(PLATFORM_WRITE),
+    )
     async def set(
         self,
         request: Request[Any, Any, Any],
@@ -96,11 +138,6 @@ class ProviderPriceController(Controller):
         data: JSONBody[PriceIn],
     ) -> PriceIn:
         pid = str(provider_id)
-
-        def decide(state: State) -> list[Payload]:
-            if pid not in state.providers:
-                raise NotFound(f"provider {pid} does not exist")
-            return [ProviderPriceSet(pid, data.input_per_million, data.output_per_million)]
-
+        decide = set_provider_price(pid, data)
         await get_store(request).append(provider_stream(pid), decide, actor=actor_of(request))
         return data

@@ -15,24 +15,33 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from control_plane.api.common import IfMatch, append, clean_name, get_store, versioned
 from control_plane.api.provider_kinds import (
     ProviderChange,
     ProviderIn,
+    Settings,
     changed_settings,
     new_settings,
     secret_of,
 )
+from control_plane.authz import PLATFORM_READ, PLATFORM_WRITE, needs
 from control_plane.errors import Conflict, NotFound
 from control_plane.queries import Q
+from control_plane.store import Decide
 from shared.events import Payload, ProviderChanged, ProviderCreated, ProviderDeleted
 from shared.secrets import SecretBox
 from shared.state import Provider as StateProvider
 from shared.state import State
 
-__all__ = ["ProviderController", "provider_stream"]
+__all__ = [
+    "ProviderController",
+    "change_provider",
+    "create_provider",
+    "delete_provider",
+    "provider_stream",
+]
 
 
 class Provider(msgspec.Struct):
@@ -68,11 +77,82 @@ def _name_is_free(state: State, name: str, except_id: str | None = None) -> None
         raise Conflict(f"a provider named {name!r} already exists")
 
 
+def create_provider(
+    provider_id: str, name: str, kind: str, settings: Settings, ciphertext: str | None
+) -> Decide:
+    """A new provider: `settings` are its base URL and options (see `new_settings`),
+    `ciphertext` its encrypted credentials."""
+    base_url, options = settings
+
+    def decide(state: State) -> list[Payload]:
+        _name_is_free(state, name)
+        return [
+            ProviderCreated(
+                id=provider_id,
+                name=name,
+                kind=kind,
+                base_url=base_url,
+                api_key_ciphertext=ciphertext,
+                options=options,
+            )
+        ]
+
+    return decide
+
+
+def change_provider(
+    provider_id: str,
+    data: ProviderChange,
+    name: str | None = None,
+    ciphertext: str | UnsetType | None = UNSET,
+) -> Decide:
+    """`data`'s settings, a new `name` (None: the same) and new credentials (UNSET: the
+    same) on the provider; no event when nothing changes."""
+
+    def decide(state: State) -> list[Payload]:
+        current = _existing(state, provider_id)
+        base_url, options = changed_settings(current, data)
+        if name is not None:
+            _name_is_free(state, name, except_id=provider_id)
+        event = ProviderChanged(
+            id=provider_id,
+            name=current.name if name is None else name,
+            base_url=base_url,
+            api_key_ciphertext=(current.api_key_ciphertext if ciphertext is UNSET else ciphertext),
+            options=options,
+        )
+        before = (current.name, current.base_url, current.api_key_ciphertext, current.options)
+        after = (event.name, event.base_url, event.api_key_ciphertext, event.options)
+        return [] if before == after else [event]
+
+    return decide
+
+
+def delete_provider(provider_id: str) -> Decide:
+    """Refused (409) while a route has a deployment on the provider."""
+
+    def decide(state: State) -> list[Payload]:
+        _existing(state, provider_id)
+        using = sorted(state.routes_using(provider_id), key=lambda r: r.model)
+        if using:
+            names = ", ".join(f"{r.model!r} ({r.id})" for r in using)
+            raise Conflict(
+                f"provider {provider_id} serves route(s) {names}: remove those deployments first"
+            )
+        return [ProviderDeleted(id=provider_id)]
+
+    return decide
+
+
 class ProviderController(Controller):
     path = "/providers"
     tags = ["providers"]
 
-    @post(status_code=HTTP_201_CREATED, summary="Register an upstream provider")
+    @post(
+        status_code=HTTP_201_CREATED,
+        summary="Register an upstream provider",
+        opt=needs(PLATFORM_WRITE),
+    )
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[ProviderIn]
     ) -> Response[Provider]:
@@ -81,31 +161,18 @@ class ProviderController(Controller):
         `https://api.openai.com/v1`). `azure_openai`, `anthropic`, `gemini` and
         `bedrock` take their own settings (see the README)."""
         provider_id, name = str(uuid.uuid4()), clean_name(data.name)
-        base_url, options = new_settings(data)
+        settings = new_settings(data)
         secret = secret_of(data)
         ciphertext = None if secret is UNSET or secret is None else _box(request).encrypt(secret)
-
-        def decide(state: State) -> list[Payload]:
-            _name_is_free(state, name)
-            return [
-                ProviderCreated(
-                    id=provider_id,
-                    name=name,
-                    kind=data.kind,
-                    base_url=base_url,
-                    api_key_ciphertext=ciphertext,
-                    options=options,
-                )
-            ]
-
+        decide = create_provider(provider_id, name, data.kind, settings, ciphertext)
         await append(request, provider_stream(provider_id), decide, new=True)
         return await self._response(request, provider_id, HTTP_201_CREATED)
 
-    @get(summary="List providers (never their keys)")
+    @get(summary="List providers (never their keys)", opt=needs(PLATFORM_READ))
     async def list(self, request: Request[Any, Any, Any]) -> list[Provider]:
         return [_view(row) for row in await get_store(request).pool.fetch(Q.list_providers)]
 
-    @get("/{provider_id:uuid}", summary="Get a provider (never its key)")
+    @get("/{provider_id:uuid}", summary="Get a provider (never its key)", opt=needs(PLATFORM_READ))
     async def read(
         self, request: Request[Any, Any, Any], provider_id: FromPath[uuid.UUID]
     ) -> Response[Provider]:
@@ -114,6 +181,7 @@ class ProviderController(Controller):
     @patch(
         "/{provider_id:uuid}",
         summary="Rename a provider, move it, change its options, or rotate its credentials",
+        opt=needs(PLATFORM_WRITE),
     )
     async def change(
         self,
@@ -128,29 +196,16 @@ class ProviderController(Controller):
         name = None if data.name is UNSET else clean_name(data.name)
         secret = secret_of(data)
         ciphertext = secret if secret is UNSET or secret is None else _box(request).encrypt(secret)
-
-        def decide(state: State) -> list[Payload]:
-            current = _existing(state, pid)
-            base_url, options = changed_settings(current, data)
-            if name is not None:
-                _name_is_free(state, name, except_id=pid)
-            event = ProviderChanged(
-                id=pid,
-                name=current.name if name is None else name,
-                base_url=base_url,
-                api_key_ciphertext=(
-                    current.api_key_ciphertext if ciphertext is UNSET else ciphertext
-                ),
-                options=options,
-            )
-            before = (current.name, current.base_url, current.api_key_ciphertext, current.options)
-            after = (event.name, event.base_url, event.api_key_ciphertext, event.options)
-            return [] if before == after else [event]
-
+        decide = change_provider(pid, data, name, ciphertext)
         await append(request, provider_stream(pid), decide, if_match=if_match)
         return await self._response(request, pid, 200)
 
-    @delete("/{provider_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a provider")
+    @delete(
+        "/{provider_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete a provider",
+        opt=needs(PLATFORM_WRITE),
+    )
     async def remove(
         self,
         request: Request[Any, Any, Any],
@@ -159,18 +214,7 @@ class ProviderController(Controller):
     ) -> None:
         """Refused (409) while a route has a deployment on this provider."""
         pid = str(provider_id)
-
-        def decide(state: State) -> list[Payload]:
-            _existing(state, pid)
-            using = sorted(state.routes_using(pid), key=lambda r: r.model)
-            if using:
-                names = ", ".join(f"{r.model!r} ({r.id})" for r in using)
-                raise Conflict(
-                    f"provider {pid} serves route(s) {names}: remove those deployments first"
-                )
-            return [ProviderDeleted(id=pid)]
-
-        await append(request, provider_stream(pid), decide, if_match=if_match)
+        await append(request, provider_stream(pid), delete_provider(pid), if_match=if_match)
 
     @staticmethod
     async def _response(

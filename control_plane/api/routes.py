@@ -15,6 +15,7 @@ from control_plane.api.common import IfMatch, append, get_store, versioned
 from control_plane.api.route_commands import change_route, create_route, delete_route, route_stream
 from control_plane.api.route_inputs import RouteIn, RouteSettingsIn
 from control_plane.api.route_views import Route, read_route, read_routes
+from control_plane.authz import PLATFORM_READ, PLATFORM_WRITE, needs
 
 __all__ = ["RouteController"]
 
@@ -23,7 +24,11 @@ class RouteController(Controller):
     path = "/routes"
     tags = ["routes"]
 
-    @post(status_code=HTTP_201_CREATED, summary="Route a model name to its deployments")
+    @post(
+        status_code=HTTP_201_CREATED,
+        summary="Route a model name to its deployments",
+        opt=needs(PLATFORM_WRITE),
+    )
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[RouteIn]
     ) -> Response[Route]:
@@ -34,17 +39,17 @@ class RouteController(Controller):
         await append(request, route_stream(route_id), create_route(route_id, data), new=True)
         return await _response(request, route_id, HTTP_201_CREATED)
 
-    @get(summary="List routes, with their deployments")
+    @get(summary="List routes, with their deployments", opt=needs(PLATFORM_READ))
     async def list(self, request: Request[Any, Any, Any]) -> list[Route]:
         return await read_routes(get_store(request).pool)
 
-    @get("/{route_id:uuid}", summary="Get a route, with its deployments")
+    @get("/{route_id:uuid}", summary="Get a route, with its deployments", opt=needs(PLATFORM_READ))
     async def read(
         self, request: Request[Any, Any, Any], route_id: FromPath[uuid.UUID]
     ) -> Response[Route]:
         return await _response(request, str(route_id))
 
-    @patch("/{route_id:uuid}", summary="Change a route's settings")
+    @patch("/{route_id:uuid}", summary="Change a route's settings", opt=needs(PLATFORM_WRITE))
     async def change(
         self,
         request: Request[Any, Any, Any],
@@ -58,7 +63,12 @@ class RouteController(Controller):
         await append(request, route_stream(rid), change_route(rid, data), if_match=if_match)
         return await _response(request, rid)
 
-    @delete("/{route_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a route")
+    @delete(
+        "/{route_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete a route",
+        opt=needs(PLATFORM_WRITE),
+    )
     async def remove(
         self,
         request: Request[Any, Any, Any],

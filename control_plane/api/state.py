@@ -10,6 +10,7 @@ from litestar.params import QueryParameter
 
 from control_plane.api.common import get_store
 from control_plane.api.route_views import RouteSpec
+from control_plane.authz import PLATFORM_READ, needs
 from control_plane.errors import Invalid
 from shared.event_log import END
 from shared.queries import Q as SHARED_Q
@@ -74,7 +75,10 @@ class StateController(Controller):
     path = "/state"
     tags = ["audit"]
 
-    @get(summary="The state as it was after an event position (default: now)")
+    @get(
+        summary="The state as it was after an event position (default: now)",
+        opt=needs(PLATFORM_READ),
+    )
     async def read(
         self,
         request: Request[Any, Any, Any],

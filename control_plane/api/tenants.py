@@ -20,14 +20,17 @@ from control_plane.api.common import (
     from_rows,
     get_store,
     one,
+    tenant_scope,
     versioned,
 )
+from control_plane.authz import LISTING, PLATFORM_WRITE, TENANT_PLATFORM_WRITE, TENANT_READ, needs
 from control_plane.errors import Conflict, NotFound
 from control_plane.queries import Q
+from control_plane.store import Decide
 from shared.events import Payload, TenantCreated, TenantDeleted, TenantRenamed
 from shared.state import State
 
-__all__ = ["TenantController", "tenant_stream"]
+__all__ = ["TenantController", "create_tenant", "delete_tenant", "tenant_stream"]
 
 
 class TenantIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -57,40 +60,58 @@ def _existing(state: State, tenant_id: str) -> None:
         raise NotFound(f"tenant {tenant_id} does not exist")
 
 
+def create_tenant(tenant_id: str, name: str) -> Decide:
+    """A new tenant named `name` (a cleaned name: see `clean_name`)."""
+
+    def decide(state: State) -> list[Payload]:
+        _name_is_free(state, name)
+        return [TenantCreated(id=tenant_id, name=name)]
+
+    return decide
+
+
+def delete_tenant(tenant_id: str) -> Decide:
+    """The tenant's end, and with it its keys' and policies'."""
+
+    def decide(state: State) -> list[Payload]:
+        _existing(state, tenant_id)
+        return [TenantDeleted(id=tenant_id)]
+
+    return decide
+
+
 class TenantController(Controller):
     path = "/tenants"
     tags = ["tenants"]
 
-    @post(status_code=HTTP_201_CREATED, summary="Create a tenant")
+    @post(status_code=HTTP_201_CREATED, summary="Create a tenant", opt=needs(PLATFORM_WRITE))
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[TenantIn]
     ) -> Response[Tenant]:
         tenant_id, name = str(uuid.uuid4()), clean_name(data.name)
-
-        def decide(state: State) -> list[Payload]:
-            _name_is_free(state, name)
-            return [TenantCreated(id=tenant_id, name=name)]
-
+        decide = create_tenant(tenant_id, name)
         await append(request, tenant_stream(tenant_id), decide, new=True)
         return await self._response(request, tenant_id, HTTP_201_CREATED)
 
-    @get(summary="List tenants")
+    @get(summary="List tenants", opt=needs(LISTING))
     async def list(
         self,
         request: Request[Any, Any, Any],
         limit: Limit = 100,
         offset: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0,
     ) -> list[Tenant]:
-        rows = await get_store(request).pool.fetch(Q.list_tenants, limit, offset)
+        rows = await get_store(request).pool.fetch(
+            Q.list_tenants, limit, offset, tenant_scope(request)
+        )
         return from_rows(Tenant, rows)
 
-    @get("/{tenant_id:uuid}", summary="Get a tenant")
+    @get("/{tenant_id:uuid}", summary="Get a tenant", opt=needs(TENANT_READ))
     async def read(
         self, request: Request[Any, Any, Any], tenant_id: FromPath[uuid.UUID]
     ) -> Response[Tenant]:
         return await self._response(request, str(tenant_id), 200)
 
-    @patch("/{tenant_id:uuid}", summary="Rename a tenant")
+    @patch("/{tenant_id:uuid}", summary="Rename a tenant", opt=needs(TENANT_PLATFORM_WRITE))
     async def rename(
         self,
         request: Request[Any, Any, Any],
@@ -108,7 +129,12 @@ class TenantController(Controller):
         await append(request, tenant_stream(tid), decide, if_match=if_match)
         return await self._response(request, tid, 200)
 
-    @delete("/{tenant_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a tenant")
+    @delete(
+        "/{tenant_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete a tenant",
+        opt=needs(TENANT_PLATFORM_WRITE),
+    )
     async def remove(
         self,
         request: Request[Any, Any, Any],
@@ -117,12 +143,7 @@ class TenantController(Controller):
     ) -> None:
         """Deleting a tenant revokes all its keys."""
         tid = str(tenant_id)
-
-        def decide(state: State) -> list[Payload]:
-            _existing(state, tid)
-            return [TenantDeleted(id=tid)]
-
-        await append(request, tenant_stream(tid), decide, if_match=if_match)
+        await append(request, tenant_stream(tid), delete_tenant(tid), if_match=if_match)
 
     @staticmethod
     async def _response(

@@ -13,7 +13,8 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.params import FromQuery, QueryParameter
 
-from control_plane.api.common import TEXT, get_store
+from control_plane.api.common import TEXT, get_store, tenant_scope
+from control_plane.authz import LISTING, needs
 from control_plane.errors import Invalid
 from control_plane.queries import Q
 
@@ -58,7 +59,10 @@ class UsageController(Controller):
     path = "/usage"
     tags = ["usage"]
 
-    @get(summary="Usage by time bucket, grouped by tenant, key, model, operation, dialect")
+    @get(
+        summary="Usage by time bucket, grouped by tenant, key, model, operation, dialect",
+        opt=needs(LISTING),
+    )
     async def report(
         self,
         request: Request[Any, Any, Any],
@@ -104,9 +108,13 @@ class UsageController(Controller):
             end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
             end = end if end == until else end + timedelta(hours=1)
             query = Q.usage_report_by_request
-            rows = await pool.fetch(query, bucket, first, end, *filters, operation, dialect)
+            rows = await pool.fetch(
+                query, bucket, first, end, *filters, operation, dialect, tenant_scope(request)
+            )
         else:
-            rows = await pool.fetch(Q.usage_report, bucket, first, until, *filters)
+            rows = await pool.fetch(
+                Q.usage_report, bucket, first, until, *filters, tenant_scope(request)
+            )
         totals: dict[tuple[Any, ...], list[float]] = {}
         for row in rows:
             group = (row["bucket"], *(row[_COLUMN[d]] for d in dims))

@@ -4,6 +4,7 @@
 SELECT id, name, version, created_at, updated_at
 FROM tenants
 WHERE deleted_at IS NULL
+  AND ($3::uuid IS NULL OR id = $3)  -- a tenant-bound caller sees its own only
 ORDER BY created_at, id
 LIMIT $1 OFFSET $2;
 
@@ -71,7 +72,7 @@ ORDER BY replica;
 
 -- name: list_events
 -- Newest first; every filter is optional (NULL: no filter).
-SELECT position, stream, stream_version, type, data, actor, created_at
+SELECT position, stream, stream_version, type, data, actor, tenant_id, created_at
 FROM events
 WHERE ($1::text IS NULL OR stream = $1)
   AND ($2::text IS NULL OR type = $2)
@@ -79,6 +80,8 @@ WHERE ($1::text IS NULL OR stream = $1)
   AND ($4::timestamptz IS NULL OR created_at >= $4)
   AND ($5::timestamptz IS NULL OR created_at < $5)
   AND ($6::bigint IS NULL OR position < $6)
+  AND ($8::uuid IS NULL OR tenant_id = $8)  -- a tenant-bound caller sees its own only
+  AND ($9::uuid IS NULL OR tenant_id = $9)
 ORDER BY position DESC
 LIMIT $7;
 
@@ -112,6 +115,7 @@ WHERE hour >= $2 AND hour < $3
   AND ($4::uuid IS NULL OR tenant_id = $4)
   AND ($5::uuid IS NULL OR key_id = $5)
   AND ($6::text IS NULL OR model = $6)
+  AND ($7::uuid IS NULL OR tenant_id = $7)  -- a tenant-bound caller sees its own only
 GROUP BY 1, 2, 3, 4
 ORDER BY 1;
 
@@ -131,5 +135,6 @@ WHERE created_at >= $2 AND created_at < $3
   AND ($6::text IS NULL OR model = $6)
   AND ($7::text IS NULL OR operation = $7)
   AND ($8::text IS NULL OR dialect = $8)
+  AND ($9::uuid IS NULL OR tenant_id = $9)  -- a tenant-bound caller sees its own only
 GROUP BY 1, 2, 3, 4, 5, 6
 ORDER BY 1;

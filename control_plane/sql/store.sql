@@ -10,8 +10,8 @@ FROM events
 WHERE stream = $1;
 
 -- name: insert_event
-INSERT INTO events (stream, stream_version, type, data, actor)
-VALUES ($1, $2, $3, $4::jsonb, $5)
+INSERT INTO events (stream, stream_version, type, data, actor, tenant_id)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6)
 RETURNING position, created_at;
 
 -- name: notify
