@@ -15,6 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from control_plane.api.admin_tokens import AdminTokenController, MeController
+from control_plane.api.config import ConfigController
 from control_plane.api.deployments import DeploymentHealthController, RouteDeploymentController
 from control_plane.api.events import EventController
 from control_plane.api.keys import KeyController, TenantKeyController
@@ -29,6 +30,7 @@ from control_plane.auth import admin_guard
 from control_plane.budget_watch import BudgetWatch
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.jobs import Jobs
+from control_plane.oidc import verifier_from
 from control_plane.queries import Q
 from control_plane.store import EventStore
 from shared.config import Settings
@@ -100,6 +102,7 @@ def create_app(settings: Settings) -> Litestar:
             UsageController,
             AdminTokenController,
             MeController,
+            ConfigController,
         ],
         guards=[admin_guard],
         security=[{"bearer": []}],
@@ -121,6 +124,6 @@ def create_app(settings: Settings) -> Litestar:
         debug=False,
     )
     app.state.admin_token = settings.admin_token
-    app.state.oidc = None
+    app.state.oidc = verifier_from(settings)
     app.state.secret_box = SecretBox(settings.secret_key)
     return app

@@ -1,0 +1,115 @@
+"""OIDC end to end: a control plane configured with an issuer accepts its JWTs as
+admin identities (the role and tenant from the claims, the subject as the actor of
+what they change), refuses the rest, and picks up a rotated key set."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.oidc import AUDIENCE, ISSUER, JwksServer, claims, jwks, mint, rsa_key
+from tests.support.processes import Server, free_port
+from tests.support.stack import Stack
+
+FIRST, SECOND, STRANGER = rsa_key("first"), rsa_key("second"), rsa_key("first")
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[JwksServer]:
+    with JwksServer(jwks(FIRST)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def oidc_url(control_plane: Stack, idp: JwksServer) -> Iterator[str]:
+    """A second control plane on the same database, with OIDC on (keys never cached, so
+    a rotation shows at once)."""
+    port = free_port()
+    env = {
+        **control_plane.env,
+        "SLUICE_OIDC_ISSUER": ISSUER,
+        "SLUICE_OIDC_AUDIENCE": AUDIENCE,
+        "SLUICE_OIDC_JWKS_URL": idp.url,
+        "SLUICE_OIDC_JWKS_CACHE_SECONDS": "0",
+    }
+    server = Server(
+        f"control-plane-oidc-{port}",
+        "control_plane",
+        ["--port", str(port)],
+        env,
+        control_plane.log_dir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        server.wait_http(url + "/readyz")
+        yield url
+    finally:
+        server.stop()
+
+
+def _call(url: str, token: str, method: str, path: str, **kwargs: object) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"}
+    return httpx.request(method, f"{url}/admin/v1{path}", headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_tenant_admin_jwt_acts_for_its_tenant_as_its_subject(
+    control_plane: Stack, oidc_url: str
+) -> None:
+    mine, theirs = await control_plane.create_tenant(), await control_plane.create_tenant()
+    token = mint(claims(role="tenant_admin", tenant=mine["id"], sub="dana@example.test"), FIRST)
+    me = _call(oidc_url, token, "GET", "/me").json()
+    assert me == {
+        "actor": "oidc:dana@example.test",
+        "role": "tenant_admin",
+        "tenant_id": mine["id"],
+    }
+    created = _call(oidc_url, token, "POST", f"/tenants/{mine['id']}/keys", json={"name": "ci"})
+    assert created.status_code == 201, created.text
+    control_plane.handed_out.append(created.json()["key"])
+    assert _call(oidc_url, token, "GET", f"/tenants/{theirs['id']}/keys").status_code == 404
+    assert _call(oidc_url, token, "GET", "/providers").status_code == 403
+    audit = _call(oidc_url, token, "GET", "/events", params={"actor": "oidc:dana@example.test"})
+    events = audit.json()["data"]
+    assert [(e["type"], e["tenant_id"]) for e in events] == [("key.created", mine["id"])]
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (mint(claims(lifetime=-120), FIRST), "expired"),
+        (mint(claims(iss="https://elsewhere.test"), FIRST), "issuer"),
+        (mint(claims(aud="another-app"), FIRST), "(aud)"),
+        (mint(claims(), FIRST, kid="nobody"), "key"),
+        (mint(claims(), None, alg="none"), "algorithm"),
+        (mint(claims(), STRANGER), "signature"),
+    ],
+    ids=["expired", "wrong-issuer", "wrong-audience", "unknown-kid", "alg-none", "other-key"],
+)
+def test_refused_tokens_are_401_with_the_reason(oidc_url: str, token: str, reason: str) -> None:
+    resp = _call(oidc_url, token, "GET", "/me")
+    assert resp.status_code == 401, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert reason in resp.json()["detail"].lower()
+    assert token not in resp.text
+
+
+def test_a_rotated_key_set_is_picked_up(oidc_url: str, idp: JwksServer) -> None:
+    assert _call(oidc_url, mint(claims(), SECOND), "GET", "/me").status_code == 401
+    idp.swap(jwks(SECOND))
+    try:
+        assert (
+            _call(oidc_url, mint(claims(sub="rotated"), SECOND), "GET", "/me").json()["actor"]
+            == "oidc:rotated"
+        )
+        assert _call(oidc_url, mint(claims(), FIRST), "GET", "/me").status_code == 401
+    finally:
+        idp.swap(jwks(FIRST))
+
+
+def test_an_admin_token_still_works_beside_oidc(control_plane: Stack, oidc_url: str) -> None:
+    resp = _call(oidc_url, control_plane.admin_token, "GET", "/me")
+    assert resp.json()["actor"] == "admin:bootstrap"
+    assert _call(oidc_url, secrets.token_urlsafe(20), "GET", "/me").status_code == 401
