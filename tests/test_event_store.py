@@ -67,7 +67,9 @@ async def test_new_stream_conflicts_when_it_exists(store: EventStore) -> None:
     tid = str(uuid.uuid4())
     await store.append(f"tenant:{tid}", _create(tid, "a"), actor="system:test", expected_version=0)
     with pytest.raises(VersionConflict):
-        await store.append(f"tenant:{tid}", _create(tid, "b"), actor="system:test", expected_version=0)
+        await store.append(
+            f"tenant:{tid}", _create(tid, "b"), actor="system:test", expected_version=0
+        )
 
 
 async def test_a_rejected_command_writes_nothing(store: EventStore) -> None:

@@ -65,14 +65,18 @@ async def test_concurrent_writers_two_followers_exact_fold(stack: Stack) -> None
     shared_ids = [str(uuid.uuid4()) for _ in range(4)]
     for tid in shared_ids:
         await stores[0].append(
-            f"tenant:{tid}", lambda s, t=tid: [TenantCreated(id=t, name=f"shared-{t}")], actor="system:w"
+            f"tenant:{tid}",
+            lambda s, t=tid: [TenantCreated(id=t, name=f"shared-{t}")],
+            actor="system:w",
         )
 
     async def writer(w: int) -> None:
         store = stores[w % 2]
         own = str(uuid.uuid4())
         await store.append(
-            f"tenant:{own}", lambda s: [TenantCreated(id=own, name=f"own-{own}")], actor=f"system:w{w}"
+            f"tenant:{own}",
+            lambda s: [TenantCreated(id=own, name=f"own-{own}")],
+            actor=f"system:w{w}",
         )
         for i in range(per_writer - 1):
             if i % 2:  # a stream every writer shares
