@@ -81,7 +81,13 @@ async def _fill(url: str, tenants: int, keys: int) -> None:
                 hash=hash_client_key(secret),
             )
             rows.append(
-                (f"key:{kid}", 1, event_type(payload), encode_payload(payload).decode(), "system:bench")
+                (
+                    f"key:{kid}",
+                    1,
+                    event_type(payload),
+                    encode_payload(payload).decode(),
+                    "system:bench",
+                )
             )
         await conn.copy_records_to_table(
             "events", records=rows, columns=["stream", "stream_version", "type", "data", "actor"]

@@ -36,7 +36,7 @@ Loader = Callable[[], Awaitable[bytes]]
 class KeysUnavailable(AdminError):
     """No key set has ever been loaded, so no token can be checked: 503."""
 
-    status, title = 503, "Service unavailable"
+    status = 503
 
 
 class _LoadFailed(Exception):

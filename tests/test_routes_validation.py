@@ -76,15 +76,25 @@ CREATE_REFUSALS = [
     ("fallback unrouted", _set("context_fallback", "no-such-model"), 422, "context_fallback"),
     ("unknown tenant", _set("tenant_ids", ["UNKNOWN"]), 422, "tenant_ids"),
     ("unknown field", _set("surprise", 1), 400, "surprise"),
-    ("unknown deployment field", _set("deployments.0.region", "eu"), 400, "region"),
-    ("unknown timeout", _set("deployments.0.timeouts", {"read": 1}), 400, "read"),
+    ("unknown deployment field", _set("deployments.0.region", "eu"), 400, "deployments[0].region"),
+    (
+        "unknown timeout",
+        _set("deployments.0.timeouts", {"read": 1}),
+        400,
+        "deployments[0].timeouts.read",
+    ),
     (
         "bad upstream name",
         _set("deployments.0.upstream_model", "a b"),
         400,
         "deployments[0].upstream_model",
     ),
-    ("upstream missing", _set("deployments.0.upstream_model", ...), 400, "upstream_model"),
+    (
+        "upstream missing",
+        _set("deployments.0.upstream_model", ...),
+        400,
+        "deployments[0].upstream_model",
+    ),
     (
         "too many",
         _set("deployments", [{"provider_id": "PROVIDER", "upstream_model": "u"}] * 65),

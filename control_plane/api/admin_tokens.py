@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, post
@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from control_plane.api.common import Name, append, clean_name, identity_of
 from control_plane.authz import LISTING, PLATFORM_READ, PLATFORM_WRITE, needs
-from control_plane.errors import BadRequest, Conflict, NotFound
+from control_plane.errors import BadRequest, Conflict, Invalid, NotFound
 from shared.events import AdminTokenCreated, AdminTokenRevoked, Payload
 from shared.secrets import ADMIN_TOKEN_PREFIX, new_client_key
 from shared.state import AdminToken, State
@@ -27,10 +27,23 @@ RoleName = Literal["platform_admin", "tenant_admin", "viewer"]
 
 
 class AdminTokenIn(msgspec.Struct, forbid_unknown_fields=True):
+    # for the OpenAPI document: which roles take a tenant_id, as `_binding` checks them
+    json_schema_extra: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {"properties": {"role": {"const": "platform_admin"}, "tenant_id": {"type": "null"}}},
+            {
+                "properties": {"role": {"const": "tenant_admin"}, "tenant_id": {"type": "string"}},
+                "required": ["tenant_id"],
+            },
+            {"properties": {"role": {"const": "viewer"}}},
+        ]
+    }
+
     name: Name
     role: RoleName
     tenant_id: uuid.UUID | None = None  # required for tenant_admin, optional for viewer
-    expires_at: datetime | None = None  # default: 90 days from now; at most 3 years
+    # with its time zone; default: 90 days from now; at most 3 years
+    expires_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
 
 
 class AdminTokenView(msgspec.Struct):
@@ -71,14 +84,10 @@ def _expiry(asked: datetime | None) -> datetime:
     now = datetime.now(UTC)
     if asked is None:
         return now + DEFAULT_LIFETIME
-    if asked.tzinfo is None:
-        raise BadRequest(
-            "expires_at needs a time zone, e.g. 2027-01-31T12:00:00Z", field="expires_at"
-        )
-    if asked <= now:
-        raise BadRequest("expires_at must be in the future", field="expires_at")
+    if asked <= now:  # the time, which a schema cannot name: 422
+        raise Invalid("expires_at must be in the future", field="expires_at")
     if asked > now + LONGEST_LIFETIME:
-        raise BadRequest("expires_at may be at most 3 years ahead", field="expires_at")
+        raise Invalid("expires_at may be at most 3 years ahead", field="expires_at")
     return asked.astimezone(UTC)
 
 

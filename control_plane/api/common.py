@@ -11,7 +11,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 import asyncpg
 import msgspec
 from litestar import Request, Response
-from litestar.params import HeaderParameter, QueryParameter
+from litestar.params import HeaderParameter, Parameter, QueryParameter
 
 from control_plane.auth import IDENTITY
 from control_plane.errors import BadRequest, Invalid, NotFound
@@ -20,10 +20,14 @@ from control_plane.store import Decide, EventStore
 from shared.events import Event
 
 __all__ = [
+    "END",
+    "MODEL_NAME",
+    "SPACE",
     "TEXT",
     "IfMatch",
     "Limit",
     "ModelName",
+    "ModelPath",
     "Name",
     "actor_of",
     "append",
@@ -49,12 +53,22 @@ class _Versioned(Protocol):
 
 V = TypeVar("V", bound=_Versioned)
 
+# The end of a pattern: the end of the string. (`$` alone also matches before a final
+# newline in Python's `re`, which msgspec checks with, though not in JSON Schema's.)
+END = r"(?!\n)$"
+# What Python's `re` or JSON Schema's (ECMA) regex calls white space, spelled out for a
+# character class, since `\s` means one set to the server and another to the document.
+SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 # Printable text with at least one visible character: no control characters (NUL
 # cannot be stored, and the others only make trouble in logs and headers).
-TEXT = r"^[^\x00-\x1f\x7f]*$"
+TEXT = r"^[^\x00-\x1f\x7f]*" + END
 Name = Annotated[
     str,
-    msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"),
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        pattern=rf"^[^\x00-\x1f\x7f]*[^{SPACE}\x00-\x1f\x7f][^\x00-\x1f\x7f]*" + END,
+    ),
 ]
 
 
@@ -65,36 +79,42 @@ _UNSEEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 def clean_name(value: str, field: str = "name", *, empty: bool = False) -> str:
     """A name as it is stored: NFC, without surrounding whitespace, so names that
-    look the same are the same. 400 naming `field` if it holds a control or
-    invisible character, or (unless `empty`) nothing at all."""
+    look the same are the same. 422 naming `field` if it holds a control or
+    invisible character (Unicode categories, which a schema's pattern cannot name),
+    or (unless `empty`) nothing at all."""
     name = unicodedata.normalize("NFC", value)
     for at, char in enumerate(name):
         if unicodedata.category(char) in _UNSEEN:
-            raise BadRequest(
+            raise Invalid(
                 f"{field} must not contain control or invisible characters "
                 f"(U+{ord(char):04X} at {at})",
                 field=field,
             )
     name = name.strip()
     if not name and not empty:
-        raise BadRequest(f"{field} must not be empty or only spaces", field=field)
+        raise Invalid(f"{field} must not be empty or only spaces", field=field)
     return name
 
 
 # A public or upstream model name: no spaces, no control characters.
-ModelName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s\x00-\x1f\x7f]+$")
-]
+MODEL_NAME = rf"^[^{SPACE}\x00-\x1f\x7f]+" + END
+ModelName = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=MODEL_NAME)]
+# The same in a path (`/prices/{model}`), where Litestar checks its own `Parameter`.
+ModelPath = Annotated[str, Parameter(min_length=1, max_length=200, pattern=MODEL_NAME)]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="At most this many items.")]
+# A version as `ETag` gives it ("3"), weak or bare (W/"3", 3), or `*`: any version.
+IF_MATCH = r'^[ \t]*(?:\*|(?:W/)?"?([0-9]{1,9})"?)[ \t]*' + END
 IfMatch = Annotated[
     str | None,
     HeaderParameter(
         name="If-Match",
         required=False,
-        description="Expected version of the resource (its ETag); a stale one is refused with 409.",
+        pattern=IF_MATCH,
+        description='Expected version of the resource, as its ETag gives it ("3"), or *: any.'
+        " A stale one is refused with 409.",
     ),
 ]
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
+_ETAG = re.compile(IF_MATCH)
 
 
 def get_store(request: Request[Any, Any, Any]) -> EventStore:
@@ -121,13 +141,17 @@ def tenant_scope(request: Request[Any, Any, Any]) -> uuid.UUID | None:
 
 
 def expected_version(if_match: str | None) -> int | None:
-    """The version an `If-Match` header asks for; None when the header is absent."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    match = _ETAG.match(if_match)
+    """The version an `If-Match` header asks for; None when it is absent or `*`."""
+    match = None if if_match is None else _ETAG.match(if_match)
     if match is None:
-        raise Invalid(f'If-Match must be a version such as "3", not {if_match!r}')
-    return int(match.group(1))
+        if if_match is None:
+            return None
+        raise BadRequest(
+            f'If-Match must be a version such as "3", not {if_match!r}',
+            field="If-Match",
+            source="header",
+        )
+    return None if match.group(1) is None else int(match.group(1))
 
 
 async def append(
@@ -152,7 +176,9 @@ def etag(version: int) -> dict[str, str]:
 
 
 def versioned(resource: V, status: int = 200) -> Response[V]:
-    """`resource` as the answer, its version as the `ETag`."""
+    """`resource` as the answer, its version as the `ETag`. A handler answers with a
+    `Response` (this one, or one with `etag`) to set that header: the OpenAPI document
+    says an answer built so carries an `ETag` (`control_plane.openapi`)."""
     return Response(resource, status_code=status, headers=etag(resource.version))
 
 

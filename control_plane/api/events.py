@@ -12,7 +12,7 @@ from litestar.params import QueryParameter
 
 from control_plane.api.common import TEXT, Limit, get_store, tenant_scope
 from control_plane.authz import LISTING, needs
-from control_plane.errors import Invalid
+from control_plane.errors import BadRequest
 from control_plane.queries import Q
 
 __all__ = ["EventController"]
@@ -72,7 +72,11 @@ class EventController(Controller):
         """Filters combine; `next_before` pages on to older events with the same filters."""
         for name, moment in (("since", since), ("until", until)):
             if moment is not None and moment.tzinfo is None:
-                raise Invalid(f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z")
+                raise BadRequest(
+                    f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z",
+                    field=name,
+                    source="query",
+                )
         rows = await get_store(request).pool.fetch(
             Q.list_events,
             stream,

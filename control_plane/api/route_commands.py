@@ -92,7 +92,9 @@ def create_route(route_id: str, data: RouteIn) -> Decide:
 
     def decide(state: State) -> list[Payload]:
         if state.route_for_model(event.model) is not None:
-            raise Conflict(f"model {event.model!r} is already routed; delete that route first")
+            raise Conflict(
+                f"model {event.model!r} is already routed; delete that route first", field="model"
+            )
         _check_settings(state, event.model, data)
         for deployment, field in zip(event.deployments, provider_fields, strict=True):
             _provider_exists(state, deployment.provider_id, field)

@@ -92,7 +92,9 @@ class StateController(Controller):
         async with get_store(request).pool.acquire() as conn:
             newest: int = await conn.fetchval(SHARED_Q.latest_position)
             if at is not None and at > newest:
-                raise Invalid(f"position {at} is past the newest event ({newest})")
+                raise Invalid(
+                    f"position {at} is past the newest event ({newest})", field="at", source="query"
+                )
             state, _ = await load_state(conn, END if at is None else at)
         return StateView(
             position=state.position,

@@ -13,9 +13,9 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.params import FromQuery, QueryParameter
 
-from control_plane.api.common import TEXT, get_store, tenant_scope
+from control_plane.api.common import END, TEXT, get_store, tenant_scope
 from control_plane.authz import LISTING, needs
-from control_plane.errors import Invalid
+from control_plane.errors import BadRequest, Invalid
 from control_plane.queries import Q
 
 __all__ = ["UsageController"]
@@ -30,6 +30,9 @@ _COLUMN = {
     "dialect": "dialect",
 }
 _BY_REQUEST = frozenset({"operation", "dialect"})  # not in the hourly roll-ups
+# `tenant, key`: dimensions of _COLUMN, comma-separated (spaces and empty items ignored)
+_DIMENSION = rf"(?:(?:{'|'.join(_COLUMN)}) *)?"
+GROUP_BY = rf"^ *{_DIMENSION}(?:, *{_DIMENSION})*" + END
 
 
 class UsageRow(msgspec.Struct, omit_defaults=True):
@@ -73,7 +76,7 @@ class UsageController(Controller):
             str,
             QueryParameter(
                 description="Comma-separated: tenant, key, model, operation, dialect.",
-                pattern=TEXT,
+                pattern=GROUP_BY,
             ),
         ] = "tenant",
         tenant_id: FromQuery[uuid.UUID | None] = None,
@@ -87,16 +90,14 @@ class UsageController(Controller):
         since = since or until - timedelta(days=1)
         for name, moment in (("since", since), ("until", until)):
             if moment.tzinfo is None:
-                raise Invalid(f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z")
+                raise BadRequest(
+                    f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z",
+                    field=name,
+                    source="query",
+                )
         if since >= until:
-            raise Invalid("since must be before until")
-        dims = [d.strip() for d in group_by.split(",") if d.strip()]
-        unknown = [d for d in dims if d not in _COLUMN]
-        if unknown:
-            raise Invalid(
-                "group_by takes tenant, key, model, operation and dialect,"
-                f" not {', '.join(unknown)}"
-            )
+            raise Invalid("since must be before until", field="since", source="query")
+        dims = [d.strip() for d in group_by.split(",") if d.strip()]  # as GROUP_BY says
         # whole buckets: the one `since` falls in is included
         first = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         if bucket == "day":
