@@ -31,8 +31,10 @@ from control_plane.budget_watch import BudgetWatch
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.jobs import Jobs
 from control_plane.oidc import verifier_from
+from control_plane.openapi import install as finish_openapi
 from control_plane.queries import Q
 from control_plane.store import EventStore
+from control_plane.strict import check_request
 from shared.config import Settings
 from shared.secrets import SecretBox
 
@@ -105,6 +107,7 @@ def create_app(settings: Settings) -> Litestar:
             ConfigController,
         ],
         guards=[admin_guard],
+        before_request=check_request,
         security=[{"bearer": []}],
     )
     openapi = OpenAPIConfig(
@@ -123,6 +126,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         debug=False,
     )
+    finish_openapi(app)
     app.state.admin_token = settings.admin_token
     app.state.oidc = verifier_from(settings)
     app.state.secret_box = SecretBox(settings.secret_key)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar import Controller, Request, delete, get, put
@@ -49,11 +49,14 @@ class PolicyIn(msgspec.Struct, forbid_unknown_fields=True):
     soft_budget_usd: Usd | None = None  # an alert (an event in the audit log) at this spend
 
 
+P = TypeVar("P", bound=PolicyIn)
+
+
 class Policy(PolicyIn):
     updated_at: datetime | None = None
 
 
-def checked_policy(data: PolicyIn) -> PolicyIn:
+def checked_policy(data: P) -> P:
     """`data` as it is stored (a budget's period defaults to the month); 422 naming the
     field when its budgets do not go together."""
     has_budget = data.budget_usd is not None or data.soft_budget_usd is not None

@@ -12,7 +12,7 @@ from litestar import Controller, Request, delete, get, put
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from control_plane.api.common import ModelName, actor_of, from_rows, get_store, one
+from control_plane.api.common import ModelPath, actor_of, from_rows, get_store, one
 from control_plane.api.providers import provider_stream
 from control_plane.authz import PLATFORM_READ, PLATFORM_WRITE, needs
 from control_plane.errors import NotFound
@@ -45,13 +45,6 @@ class Price(msgspec.Struct):
     input_per_million: float
     output_per_million: float
     updated_at: datetime
-
-
-def _checked_model(model: str) -> str:
-    try:
-        return msgspec.convert(model, ModelName)
-    except msgspec.ValidationError:
-        raise NotFound(f"{model!r} is not a model name") from None
 
 
 def price_stream(model: str) -> str:
@@ -99,17 +92,16 @@ class PriceController(Controller):
         return from_rows(Price, await get_store(request).pool.fetch(Q.list_prices))
 
     @get("/{model:str}", summary="A model's price", opt=needs(PLATFORM_READ))
-    async def read(self, request: Request[Any, Any, Any], model: FromPath[str]) -> Price:
-        return await _price(request, _checked_model(model))
+    async def read(self, request: Request[Any, Any, Any], model: ModelPath) -> Price:
+        return await _price(request, model)
 
     @put("/{model:str}", summary="Set a model's price", opt=needs(PLATFORM_WRITE))
     async def set(
-        self, request: Request[Any, Any, Any], model: FromPath[str], data: JSONBody[PriceIn]
+        self, request: Request[Any, Any, Any], model: ModelPath, data: JSONBody[PriceIn]
     ) -> Price:
-        name = _checked_model(model)
-        decide = set_price(name, data)
-        await get_store(request).append(price_stream(name), decide, actor=actor_of(request))
-        return await _price(request, name)
+        decide = set_price(model, data)
+        await get_store(request).append(price_stream(model), decide, actor=actor_of(request))
+        return await _price(request, model)
 
     @delete(
         "/{model:str}",
@@ -117,10 +109,9 @@ class PriceController(Controller):
         summary="Remove a model's price",
         opt=needs(PLATFORM_WRITE),
     )
-    async def remove(self, request: Request[Any, Any, Any], model: FromPath[str]) -> None:
-        name = _checked_model(model)
-        decide = clear_price(name)
-        await get_store(request).append(price_stream(name), decide, actor=actor_of(request))
+    async def remove(self, request: Request[Any, Any, Any], model: ModelPath) -> None:
+        decide = clear_price(model)
+        await get_store(request).append(price_stream(model), decide, actor=actor_of(request))
 
 
 class ProviderPriceController(Controller):

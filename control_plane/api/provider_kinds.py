@@ -10,13 +10,13 @@ API version it was created with."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, ClassVar, Final, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from control_plane.api.common import Name
+from control_plane.api.common import END, SPACE, Name
 from control_plane.errors import AdminError, BadRequest, Invalid
 from shared.state import AwsCredentials
 from shared.state import Provider as StateProvider
@@ -31,16 +31,31 @@ __all__ = [
     "ProviderIn",
     "ProviderKind",
     "ProviderSettingsIn",
+    "Settings",
+    "aws_together",
     "changed_settings",
     "checked_base_url",
+    "declared_settings",
+    "kind_variants",
     "new_settings",
+    "require_credentials",
     "secret_of",
 ]
 
 ProviderKind = Literal["openai", "azure_openai", "anthropic", "gemini", "bedrock"]
 Options = tuple[tuple[str, str], ...]
+Settings = tuple[str, Options]  # a provider's base URL and options
 
-Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000, pattern=r"^[^\s\x00-\x1f\x7f]+$")]
+# An http(s) URL without credentials, query or fragment: a host (a name, or an IPv6
+# address in brackets), a port if any, a path if any. `checked_base_url` parses it.
+_PORT = r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?"
+URL = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:\[[0-9A-Fa-f:.]+\]|[^{SPACE}\x00-\x1f\x7f/?#@:\[\]\\]+)"
+    + _PORT
+    + rf"(?:/[^{SPACE}\x00-\x1f\x7f?#]*)?"
+    + END
+)
+Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000, pattern=URL)]
 ApiKeyIn = Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=r"^[\x21-\x7e]+$")]
 # an API version such as 2024-10-21 or 2025-04-01-preview
 Version = Annotated[
@@ -73,6 +88,48 @@ KINDS = tuple(SPECS)
 OPTION_FIELDS = ("anthropic_version", "api_version", "region")
 AWS_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 SECRET_FIELDS = frozenset({"api_key", *AWS_FIELDS})
+DEFAULT_KIND: Final = "openai"
+
+
+_SETTINGS = ("base_url", "api_key", *OPTION_FIELDS, *AWS_FIELDS)
+
+
+def kind_variants(*, document: bool = False) -> list[dict[str, Any]]:
+    """For the OpenAPI document: what each kind takes and needs, as `new_settings`
+    checks it; `anyOf` them. In a configuration `document` a field left null is left
+    out, and credentials are not needed (a provider that exists keeps its own)."""
+    absent: Any = {"type": "null"} if document else False
+    variants = []
+    for kind, spec in SPECS.items():
+        aws = spec.credentials == "aws"
+        takes = {"base_url", *spec.options, *(AWS_FIELDS if aws else ("api_key",))}
+        properties: dict[str, Any] = {name: absent for name in _SETTINGS if name not in takes}
+        needs = [] if spec.base_url else ["base_url"]
+        needs += [option for option, default in spec.options.items() if default is None]
+        if not document:
+            needs += ["aws_access_key_id", "aws_secret_access_key"] if aws else []
+            needs += ["api_key"] if spec.credentials == "api_key" else []
+        properties |= {name: {"type": "string"} for name in needs}
+        properties["kind"] = {"const": kind}
+        required = needs if kind == DEFAULT_KIND and not document else ["kind", *needs]
+        variants.append({"title": kind, "properties": properties, "required": required})
+    return variants
+
+
+def aws_together(*, document: bool = False) -> list[dict[str, Any]]:
+    """For the OpenAPI document, as `secret_of` checks it: AWS credentials go together
+    (a key id and its secret, maybe a session token), and never with an api_key."""
+    absent: Any = {"type": "null"} if document else False
+    given = {"type": "string"}
+    return [
+        {"title": "no AWS credentials", "properties": {name: absent for name in AWS_FIELDS}},
+        {
+            "title": "AWS credentials",
+            "required": ["aws_access_key_id", "aws_secret_access_key"],
+            "properties": {"aws_access_key_id": given, "aws_secret_access_key": given}
+            | {"api_key": absent},
+        },
+    ]
 
 
 class ProviderSettingsIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -99,13 +156,17 @@ class ProviderSettingsIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
 class ProviderIn(ProviderSettingsIn, kw_only=True):
     """A new provider: a name, its kind (default `openai`) and that kind's settings."""
 
+    json_schema_extra: ClassVar[dict[str, Any]] = {"anyOf": kind_variants()}
+
     name: Name
-    kind: ProviderKind = "openai"
+    kind: ProviderKind = DEFAULT_KIND
 
 
 class ProviderChange(ProviderSettingsIn, kw_only=True):
     """Fields left out stay as they are. `api_key` rotates the key (`null` removes it,
     for `openai` only); AWS credentials are replaced as a whole. `kind` cannot change."""
+
+    json_schema_extra: ClassVar[dict[str, Any]] = {"anyOf": aws_together()}
 
     name: Name | UnsetType = UNSET
     kind: ProviderKind | UnsetType = UNSET
@@ -170,36 +231,60 @@ def _refuse_foreign(data: ProviderSettingsIn, kind: str, error: type[AdminError]
             raise error(f"{name} is for kind bedrock; kind {kind} takes an api_key", field=name)
 
 
-def new_settings(data: ProviderIn) -> tuple[str, Options]:
+def new_settings(data: ProviderIn) -> Settings:
     """The base URL and options of a new provider; 400 naming the field its kind needs
     and lacks, or takes but does not know."""
-    kind, spec = data.kind, SPECS[data.kind]
+    kind = data.kind
     _refuse_foreign(data, kind, BadRequest)
+    options = _options(data, kind)
+    require_credentials(data, kind, BadRequest)
+    return _base_url(data, kind, options), tuple(sorted(options.items()))
+
+
+def require_credentials(data: ProviderSettingsIn, kind: str, error: type[AdminError]) -> None:
+    """Refuse a new provider without the credentials its kind needs."""
+    spec = SPECS[kind]
+    if spec.credentials == "aws" and data.aws_access_key_id is UNSET:
+        raise error(
+            f"kind {kind} needs aws_access_key_id and aws_secret_access_key",
+            field="aws_access_key_id",
+        )
+    if spec.credentials == "api_key" and data.api_key in (UNSET, None):
+        raise error(f"kind {kind} needs an api_key", field="api_key")
+
+
+def declared_settings(data: ProviderSettingsIn, kind: str) -> Settings:
+    """The base URL and options that `data` describes in full for a provider of `kind`:
+    what it leaves out is the kind's default (not the provider's current value, as in
+    `changed_settings`). Credentials are not looked at. 400 naming the field, as
+    `new_settings`."""
+    _refuse_foreign(data, kind, BadRequest)
+    options = _options(data, kind)
+    return _base_url(data, kind, options), tuple(sorted(options.items()))
+
+
+def _options(data: ProviderSettingsIn, kind: str) -> dict[str, str]:
     options: dict[str, str] = {}
-    for name, default in spec.options.items():
+    for name, default in SPECS[kind].options.items():
         value = getattr(data, name)
         if value is UNSET:
             if default is None:
                 raise BadRequest(f"kind {kind} needs {name}", field=name)
             value = default
         options[name] = value
-    if spec.credentials == "aws" and data.aws_access_key_id is UNSET:
-        raise BadRequest(
-            f"kind {kind} needs aws_access_key_id and aws_secret_access_key",
-            field="aws_access_key_id",
-        )
-    if spec.credentials == "api_key" and data.api_key in (UNSET, None):
-        raise BadRequest(f"kind {kind} needs an api_key", field="api_key")
+    return options
+
+
+def _base_url(data: ProviderSettingsIn, kind: str, options: dict[str, str]) -> str:
+    template = SPECS[kind].base_url
     if data.base_url is not UNSET:
-        base_url = checked_base_url(data.base_url)
-    elif spec.base_url is None:
+        return checked_base_url(data.base_url)
+    if template is None:
         raise BadRequest(f"kind {kind} needs a base_url", field="base_url")
-    else:
-        base_url = spec.base_url.format(**options)
-    return base_url, tuple(sorted(options.items()))
+    return template.format(**options)
 
 
-def changed_settings(current: StateProvider, data: ProviderChange) -> tuple[str, Options]:
+def changed_settings(current: StateProvider, data: ProviderChange) -> Settings:
     """The base URL and options of `current` after `data`; 422 naming a field its kind
     does not take, a key it cannot do without, or another kind. A base URL that was
     the default for the old region follows a new `region`."""

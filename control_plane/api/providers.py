@@ -74,7 +74,7 @@ def _existing(state: State, provider_id: str) -> StateProvider:
 
 def _name_is_free(state: State, name: str, except_id: str | None = None) -> None:
     if any(p.name == name and p.id != except_id for p in state.providers.values()):
-        raise Conflict(f"a provider named {name!r} already exists")
+        raise Conflict(f"a provider named {name!r} already exists", field="name")
 
 
 def create_provider(

@@ -52,7 +52,7 @@ def tenant_stream(tenant_id: str) -> str:
 def _name_is_free(state: State, name: str, except_id: str | None = None) -> None:
     for tenant in state.tenants.values():
         if tenant.name == name and tenant.id != except_id:
-            raise Conflict(f"a tenant named {name!r} already exists")
+            raise Conflict(f"a tenant named {name!r} already exists", field="name")
 
 
 def _existing(state: State, tenant_id: str) -> None:
