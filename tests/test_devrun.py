@@ -21,6 +21,8 @@ from tests.support.processes import Server, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "sluice.yaml"
+
 
 def _wait_for(path: Path, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
@@ -87,6 +89,34 @@ def test_sluice_run(database_url: str, tmp_path: Path) -> None:
             headers={"authorization": f"Bearer {info['admin_token']}"},
         )
         assert [t["id"] for t in admin.json()] == [info["tenant_id"]]
+
+        # the README's sluice.yaml, applied to what `make run` set up (its fake provider
+        # on this test's port rather than 9090), twice: the second changes nothing
+        example = EXAMPLE.read_text().replace(
+            "127.0.0.1:9090", f"127.0.0.1:{ports['FAKE_PROVIDER']}"
+        )
+        (tmp_path / "sluice.yaml").write_text(example)
+        cli_env = env | {
+            "SLUICE_URL": info["control_plane_url"],
+            "SLUICE_TOKEN": info["admin_token"],
+        }
+        apply = [
+            sys.executable,
+            "-m",
+            "control_plane.cli",
+            "apply",
+            "-f",
+            str(tmp_path / "sluice.yaml"),
+        ]
+        first = subprocess.run(apply, env=cli_env, capture_output=True, text=True, timeout=60)
+        assert first.returncode == 0, first.stderr
+        assert "demo-model" in first.stdout
+        again = subprocess.run(apply, env=cli_env, capture_output=True, text=True, timeout=60)
+        assert again.stdout.strip() == "no changes", again.stdout + again.stderr
+        with openai.OpenAI(base_url=info["data_plane_url"], api_key=info["api_key"]) as client:
+            client.chat.completions.create(
+                model=info["model"], messages=[{"role": "user", "content": "after apply"}]
+            )
 
         # another replica from dev.env alone
         saved = dict(

@@ -1,4 +1,6 @@
-"""The `sluice` command.
+"""The server and development commands of `sluice` (the console script,
+`control_plane.cli`, hands them here with all their arguments; `python -m
+shared.tools.cli` runs them too).
 
     sluice run                      everything for local development (see `make run`)
     sluice control-plane [--host H] [--port P]
