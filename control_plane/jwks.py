@@ -2,8 +2,10 @@
 
 The set is loaded on first use and again once it is older than its time to live, or
 when a token names a key id the set does not hold (the provider rotated its keys).
-Loads are rate-limited, so tokens naming made-up key ids cannot make the control plane
-hammer the provider. A load that fails leaves the previous set in service.
+Loads are rate-limited (at most one a second whatever the settings), so tokens naming
+made-up key ids cannot make the control plane hammer the provider, and each has a total
+deadline, so a provider that answers slowly cannot hold the set's lock for long. A load
+that fails, for whatever reason, leaves the previous set in service.
 """
 
 from __future__ import annotations
@@ -21,12 +23,29 @@ import jwt
 
 from control_plane.errors import AdminError
 
-__all__ = ["MAX_JWKS_BYTES", "KeyCache", "KeySet", "KeysUnavailable", "file_loader", "url_loader"]
+__all__ = [
+    "ASYMMETRIC",
+    "LOAD_DEADLINE",
+    "MAX_JWKS_BYTES",
+    "MIN_REFETCH",
+    "KeyCache",
+    "KeySet",
+    "KeysUnavailable",
+    "file_loader",
+    "url_loader",
+]
 
 log = logging.getLogger("sluice.control_plane.oidc")
 
+ASYMMETRIC = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 MAX_JWKS_BYTES = 1024 * 1024
-FETCH_TIMEOUT = httpx.Timeout(5.0)
+FETCH_TIMEOUT = httpx.Timeout(5.0)  # each connect, read and write
+LOAD_DEADLINE = 10.0
+"""Seconds one load may take in all, however steadily the provider trickles its answer."""
+MIN_REFETCH = 1.0
+"""Least seconds between two loads when the settings would allow less (a cache time of 0)."""
 
 KeySet = Mapping[str | None, jwt.PyJWK]
 """Signing keys by key id (`kid`); a key published without one is under None."""
@@ -84,7 +103,9 @@ def file_loader(path: str) -> Loader:
 
 def parse_key_set(raw: bytes) -> KeySet:
     """The usable signing keys of a JWKS document. Symmetric (`oct`) keys, encryption
-    keys and keys that cannot be built are left out; a set with none left is refused."""
+    keys, keys for an algorithm that is not asymmetric (when they name one), and entries
+    that cannot be built into a key, whatever the reason, are left out; a set with none
+    left is refused."""
     try:
         document = json.loads(raw)
     except ValueError:
@@ -108,19 +129,31 @@ def _signing_key(entry: Any) -> jwt.PyJWK | None:
         return None
     if entry.get("use", "sig") != "sig":
         return None
+    alg = entry.get("alg")
+    if alg is not None and not (isinstance(alg, str) and alg in ASYMMETRIC):
+        return None
     try:
         return jwt.PyJWK(entry)
-    except jwt.PyJWTError:
+    except Exception:  # PyJWK raises more than PyJWTError on odd fields; one entry only
         return None
 
 
 class KeyCache:
     """The current key set. `ttl`: seconds a loaded set is used before it is loaded
-    again; `refetch_every`: the least number of seconds between two loads."""
+    again; `refetch_every`: the least number of seconds between two loads (or tries);
+    `deadline`: the most seconds one load may take."""
 
-    def __init__(self, load: Loader, source: str, *, ttl: float, refetch_every: float) -> None:
+    def __init__(
+        self,
+        load: Loader,
+        source: str,
+        *,
+        ttl: float,
+        refetch_every: float,
+        deadline: float = LOAD_DEADLINE,
+    ) -> None:
         self._load, self._source = load, source
-        self._ttl, self._refetch_every = ttl, refetch_every
+        self._ttl, self._refetch_every, self._deadline = ttl, refetch_every, deadline
         self._keys: KeySet | None = None
         self._loaded_at = 0.0
         self._tried_at: float | None = None
@@ -145,13 +178,22 @@ class KeyCache:
                 return  # loaded (or tried) a moment ago, perhaps by a caller we waited for
             self._tried_at = now
             try:
-                keys = parse_key_set(await self._load())
-            except _LoadFailed as exc:
+                keys = await self._loaded()
+            except Exception as exc:  # whatever went wrong, the set in service stays
                 kept = "keeping the previous set" if self._keys is not None else "no set yet"
-                log.warning("JWKS from %s not loaded (%s): %s", self._source, kept, exc)
+                why = str(exc) if isinstance(exc, _LoadFailed) else type(exc).__name__
+                log.warning("JWKS from %s not loaded (%s): %s", self._source, kept, why)
                 return
             self._keys, self._loaded_at = keys, time.monotonic()
             log.info("JWKS from %s loaded: %d signing key(s)", self._source, len(keys))
+
+    async def _loaded(self) -> KeySet:
+        try:
+            async with asyncio.timeout(self._deadline):
+                raw = await self._load()
+        except TimeoutError:
+            raise _LoadFailed(f"not loaded within {self._deadline:g} s") from None
+        return parse_key_set(raw)
 
 
 def _pick(keys: KeySet, kid: str | None) -> jwt.PyJWK | None:

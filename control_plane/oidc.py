@@ -2,12 +2,15 @@
 audience, signed with a key of the issuer's JWKS, names its caller's role and tenant.
 
 Off unless `SLUICE_OIDC_ISSUER` is set. Only asymmetric algorithms are accepted, and a
-token's algorithm must be its key's. Every refusal is an `Unauthorized` whose detail
-says why, without echoing the token or what it claims.
+token's algorithm must be its key's. A token may live at most `MAX_LIFETIME` seconds. A
+viewer or tenant_admin names its tenant; a platform-wide viewer says so with the tenant
+`PLATFORM_WIDE`. Every refusal is an `Unauthorized` whose detail says why, without
+echoing the token or what it claims.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -17,17 +20,34 @@ import jwt
 
 from control_plane.errors import Unauthorized
 from control_plane.identity import Identity, Role
-from control_plane.jwks import KeyCache, KeysUnavailable, file_loader, url_loader
+from control_plane.jwks import (
+    ASYMMETRIC,
+    LOAD_DEADLINE,
+    MIN_REFETCH,
+    KeyCache,
+    KeysUnavailable,
+    file_loader,
+    url_loader,
+)
 from shared.config import ConfigError, Settings
 
-__all__ = ["REFETCH_EVERY", "KeysUnavailable", "OidcVerifier", "enabled", "verifier_from"]
+__all__ = [
+    "MAX_LIFETIME",
+    "PLATFORM_WIDE",
+    "REFETCH_EVERY",
+    "KeysUnavailable",
+    "OidcVerifier",
+    "enabled",
+    "verifier_from",
+]
 
 REFETCH_EVERY = 10.0
 """Least seconds between two loads of the key set (an unknown key id asks for one), unless
-the cache time is shorter still."""
-ASYMMETRIC = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
+the cache time is shorter still; never less than `MIN_REFETCH`."""
+MAX_LIFETIME = 24 * 3600
+"""Most seconds from a token's `iat` (else from now) to its `exp`."""
+PLATFORM_WIDE = "*"
+"""The tenant claim's value for a viewer of every tenant."""
 MAX_SUBJECT = 255
 REQUIRED = ("iss", "aud", "exp", "sub")
 
@@ -56,7 +76,8 @@ def verifier_from(settings: Settings) -> OidcVerifier | None:
 class OidcVerifier:
     """`http`: a client to fetch the JWKS with (else one per fetch); `refetch_every`:
     least seconds between two loads of the key set (default: `REFETCH_EVERY`, or the
-    cache time if that is shorter)."""
+    cache time if that is shorter, but at least `MIN_REFETCH`); `load_deadline`: most
+    seconds one load may take."""
 
     def __init__(
         self,
@@ -64,6 +85,7 @@ class OidcVerifier:
         *,
         http: httpx.AsyncClient | None = None,
         refetch_every: float | None = None,
+        load_deadline: float = LOAD_DEADLINE,
     ) -> None:
         _check(settings)
         self._issuer, self._audience = settings.oidc_issuer, settings.oidc_audience
@@ -77,8 +99,10 @@ class OidcVerifier:
             load, source = file_loader(settings.oidc_jwks_file), settings.oidc_jwks_file
         ttl = settings.oidc_jwks_cache_seconds
         if refetch_every is None:
-            refetch_every = min(REFETCH_EVERY, ttl)
-        self._keys = KeyCache(load, source, ttl=ttl, refetch_every=refetch_every)
+            refetch_every = max(MIN_REFETCH, min(REFETCH_EVERY, ttl))
+        self._keys = KeyCache(
+            load, source, ttl=ttl, refetch_every=refetch_every, deadline=load_deadline
+        )
 
     async def identify(self, token: str) -> Identity:
         """The caller a token names; `Unauthorized` saying why when it names none, and
@@ -136,6 +160,7 @@ class OidcVerifier:
         except jwt.PyJWTError as exc:
             reason = next(text for kind, text in _REFUSALS if isinstance(exc, kind))
             raise Unauthorized(reason) from None
+        _check_lifetime(claims)
         return claims
 
     def _identity(self, claims: Mapping[str, Any]) -> Identity:
@@ -146,12 +171,8 @@ class OidcVerifier:
             raise Unauthorized("the token's subject (sub) holds unprintable characters")
         role = self._role(claims.get(self._role_claim))
         tenant_id = None
-        if role is not Role.PLATFORM_ADMIN and self._tenant_claim in claims:
-            tenant_id = self._tenant(claims[self._tenant_claim])
-        if role is Role.TENANT_ADMIN and tenant_id is None:
-            raise Unauthorized(
-                f"a tenant_admin token must name its tenant in the claim {self._tenant_claim}"
-            )
+        if role is not Role.PLATFORM_ADMIN:
+            tenant_id = self._tenant(role, claims.get(self._tenant_claim))
         return Identity(f"oidc:{subject}", role, tenant_id)
 
     def _role(self, value: object) -> Role:
@@ -167,16 +188,39 @@ class OidcVerifier:
             raise Unauthorized(f"the role claim {self._role_claim} names {many} (one of {known})")
         return roles.pop()
 
-    def _tenant(self, value: object) -> str:
+    def _tenant(self, role: Role, value: object) -> str | None:
+        """The tenant a viewer or tenant_admin is bound to; None for a platform-wide
+        viewer, which says so explicitly, so that a token lacking the claim is refused
+        rather than read as every tenant."""
+        claim = f"the claim {self._tenant_claim}"
+        if value is None:
+            wide = f' (or "{PLATFORM_WIDE}" for all tenants)' if role is Role.VIEWER else ""
+            raise Unauthorized(f"a {role.value} token must name its tenant{wide} in {claim}")
+        if value == PLATFORM_WIDE:
+            if role is Role.VIEWER:
+                return None
+            raise Unauthorized(
+                f'a {role.value} token must name one tenant in {claim}, not "{PLATFORM_WIDE}"'
+            )
         if isinstance(value, str):
             try:
                 return str(uuid.UUID(value))
             except ValueError:
                 pass
-        raise Unauthorized(f"the tenant claim {self._tenant_claim} is not a tenant id (a UUID)")
+        raise Unauthorized(f"{claim} is not a tenant id (a UUID)")
 
 
 _ROLE_NAMES = tuple(role.value for role in Role)
+
+
+def _check_lifetime(claims: Mapping[str, Any]) -> None:
+    """After PyJWT's checks, which have made sure `exp` (and `iat`, if any) are numbers
+    and that `iat` is not ahead of now."""
+    start = int(claims["iat"]) if "iat" in claims else time.time()
+    if int(claims["exp"]) - start > MAX_LIFETIME:
+        raise Unauthorized(
+            f"the token lives longer than {MAX_LIFETIME // 3600} hours (exp is too far ahead)"
+        )
 
 
 def _algorithms(raw: str) -> frozenset[str]:

@@ -15,7 +15,8 @@ import pytest
 
 from control_plane.errors import Unauthorized
 from control_plane.identity import Identity, Role
-from control_plane.oidc import KeysUnavailable, OidcVerifier, verifier_from
+from control_plane.jwks import LOAD_DEADLINE
+from control_plane.oidc import MAX_LIFETIME, KeysUnavailable, OidcVerifier, verifier_from
 from shared.config import ConfigError, Settings
 from tests.support.oidc import (
     AUDIENCE,
@@ -53,8 +54,17 @@ def settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def verifier(idp: JwksServer, refetch_every: float | None = None, **overrides: Any) -> OidcVerifier:
-    return OidcVerifier(settings(oidc_jwks_url=idp.url, **overrides), refetch_every=refetch_every)
+def verifier(
+    idp: JwksServer,
+    refetch_every: float | None = None,
+    load_deadline: float = LOAD_DEADLINE,
+    **overrides: Any,
+) -> OidcVerifier:
+    return OidcVerifier(
+        settings(oidc_jwks_url=idp.url, **overrides),
+        refetch_every=refetch_every,
+        load_deadline=load_deadline,
+    )
 
 
 def now() -> int:
@@ -81,7 +91,7 @@ ACCEPTED: list[tuple[str, Callable[[Keys], str], Identity]] = [
     ),
     (
         "platform viewer",
-        lambda k: mint(claims(role="viewer"), k.k1),
+        lambda k: mint(claims(role="viewer", tenant="*"), k.k1),
         Identity("oidc:alice", Role.VIEWER),
     ),
     (
@@ -91,17 +101,30 @@ ACCEPTED: list[tuple[str, Callable[[Keys], str], Identity]] = [
     ),
     (
         "ES256 key",
-        lambda k: mint(claims(role="viewer", sub="svc-1"), k.e1),
+        lambda k: mint(claims(role="viewer", tenant="*", sub="svc-1"), k.e1),
         Identity("oidc:svc-1", Role.VIEWER),
     ),
     (
         "audience list and role list",
-        lambda k: mint(claims(aud=["account", AUDIENCE], role=["offline_access", "viewer"]), k.k1),
-        Identity("oidc:alice", Role.VIEWER),
+        lambda k: mint(
+            claims(aud=["account", AUDIENCE], role=["offline_access", "viewer"], tenant=TENANT),
+            k.k1,
+        ),
+        Identity("oidc:alice", Role.VIEWER, TENANT),
     ),
     (
         "clock skew within the leeway",
         lambda k: mint(claims(lifetime=-10, nbf=now() + 10, iat=now() + 10), k.k1),
+        Identity("oidc:alice", Role.PLATFORM_ADMIN),
+    ),
+    (
+        "a lifetime of exactly the most allowed",
+        lambda k: mint(claims(lifetime=MAX_LIFETIME), k.k1),
+        Identity("oidc:alice", Role.PLATFORM_ADMIN),
+    ),
+    (
+        "no iat, expiring within the most allowed",
+        lambda k: mint(claims(iat=None, lifetime=MAX_LIFETIME - 60), k.k1),
         Identity("oidc:alice", Role.PLATFORM_ADMIN),
     ),
 ]
@@ -144,6 +167,41 @@ REFUSED: list[tuple[str, Callable[[Keys], str], str]] = [
         "tenant admin, no tenant",
         lambda k: mint(claims(role="tenant_admin"), k.k1),
         "must name its tenant in the claim sluice_tenant",
+    ),
+    (
+        "viewer, no tenant (not read as every tenant)",
+        lambda k: mint(claims(role="viewer"), k.k1),
+        'a viewer token must name its tenant (or "*" for all tenants) in the claim sluice_tenant',
+    ),
+    (
+        "tenant admin of every tenant",
+        lambda k: mint(claims(role="tenant_admin", tenant="*"), k.k1),
+        'must name one tenant in the claim sluice_tenant, not "*"',
+    ),
+    (
+        "viewer, tenant null",
+        lambda k: mint(claims(role="viewer") | {"sluice_tenant": None}, k.k1),
+        "must name its tenant",
+    ),
+    (
+        "viewer, tenant '**'",
+        lambda k: mint(claims(role="viewer", tenant="**"), k.k1),
+        "not a tenant id",
+    ),
+    (
+        "lifetime over the most allowed",
+        lambda k: mint(claims(lifetime=MAX_LIFETIME + 60), k.k1),
+        "lives longer than 24 hours",
+    ),
+    (
+        "no iat, exp years ahead",
+        lambda k: mint(claims(iat=None, lifetime=10 * 365 * 86400), k.k1),
+        "lives longer than 24 hours",
+    ),
+    (
+        "issued two days ago, expiring soon",
+        lambda k: mint(claims(iat=now() - 2 * 86400), k.k1),
+        "lives longer than 24 hours",
     ),
     (
         "tenant not a UUID",
@@ -195,10 +253,22 @@ async def test_concurrent_first_tokens_share_one_fetch(keys: Keys, idp: JwksServ
 
 
 async def test_an_old_key_set_is_fetched_again(keys: Keys, idp: JwksServer) -> None:
-    check = verifier(idp, oidc_jwks_cache_seconds=0)  # no cache: no rate limit either
+    check = verifier(idp, refetch_every=0, oidc_jwks_cache_seconds=0)
     for _ in range(3):
         await check.identify(mint(claims(), keys.k1))
     assert idp.fetches == 3
+
+
+async def test_no_cache_still_loads_at_most_once_a_second(keys: Keys, idp: JwksServer) -> None:
+    """A cache time of 0 does not make every token a load: eight at once, and tokens
+    naming made-up key ids, share one (the load takes milliseconds, the floor is 1 s)."""
+    check = verifier(idp, oidc_jwks_cache_seconds=0)
+    found = await asyncio.gather(*(check.identify(mint(claims(), keys.k1)) for _ in range(8)))
+    assert {identity.role for identity in found} == {Role.PLATFORM_ADMIN}
+    for kid in ("x", "y"):
+        with pytest.raises(Unauthorized, match="key id is not in"):
+            await check.identify(mint(claims(), keys.k1, kid=kid))
+    assert idp.fetches == 1
 
 
 async def test_rotated_keys_are_picked_up_at_once(keys: Keys, idp: JwksServer) -> None:
@@ -240,6 +310,68 @@ async def test_a_failed_reload_keeps_the_cached_keys(keys: Keys, idp: JwksServer
     assert (await check.identify(mint(claims(sub="b"), keys.k1))).actor == "oidc:b"
     idp.stop()
     assert (await check.identify(mint(claims(sub="c"), keys.k1))).actor == "oidc:c"
+
+
+# Entries a key set may hold that make no usable key, most under the key id of the good key
+# published after them.
+ODD: dict[str, Callable[[Keys], Any]] = {
+    "alg none": lambda k: k.k1.jwk() | {"alg": "none"},
+    "alg a list": lambda k: k.k1.jwk() | {"alg": ["RS256"]},
+    "alg an object": lambda k: k.k1.jwk() | {"alg": {}},
+    "alg HS256": lambda k: k.k1.jwk() | {"alg": "HS256"},
+    "alg unknown": lambda k: k.k1.jwk() | {"alg": "RS1024"},
+    "use a list": lambda k: k.k1.jwk() | {"use": ["sig"]},
+    "kty a list": lambda k: k.k1.jwk() | {"kty": ["RSA"]},
+    "n a number": lambda k: k.k1.jwk() | {"n": 5},
+    "EC fields, RS256": lambda k: k.e1.jwk() | {"kid": "k1", "alg": "RS256"},
+    "unknown curve": lambda k: {"kty": "EC", "crv": "P-999", "x": "AA", "y": "AA", "kid": "k1"},
+    "garbage OKP": lambda k: {"kty": "OKP", "crv": "Ed25519", "x": "!!", "kid": "k1"},
+    "kid a list": lambda k: k.k1.jwk() | {"kid": ["k1"]},
+    "not an object": lambda k: "k1",
+}
+
+
+@pytest.mark.parametrize("odd", list(ODD))
+async def test_an_odd_entry_is_skipped_and_the_rest_used(
+    keys: Keys, idp: JwksServer, odd: str
+) -> None:
+    idp.swap({"keys": [ODD[odd](keys), None, keys.k1.jwk()]})
+    check = verifier(idp)
+    assert (await check.identify(mint(claims(), keys.k1))).role is Role.PLATFORM_ADMIN
+
+
+@pytest.mark.parametrize("odd", list(ODD))
+async def test_a_set_of_odd_entries_only_is_503(keys: Keys, idp: JwksServer, odd: str) -> None:
+    idp.swap({"keys": [ODD[odd](keys)]})
+    with pytest.raises(KeysUnavailable):
+        await verifier(idp).identify(mint(claims(), keys.k1))
+
+
+async def test_an_unparseable_reload_keeps_the_cached_keys(keys: Keys, idp: JwksServer) -> None:
+    """JSON nested too deeply for the parser fails in another way than bad JSON does."""
+    check = verifier(idp, refetch_every=0, oidc_jwks_cache_seconds=0)
+    await check.identify(mint(claims(), keys.k1))
+    idp.swap(b'{"keys": ' + b"[" * 200_000 + b"]" * 200_000 + b"}")
+    assert (await check.identify(mint(claims(sub="a"), keys.k1))).actor == "oidc:a"
+    assert idp.fetches == 2
+    fresh = verifier(idp)
+    with pytest.raises(KeysUnavailable):
+        await fresh.identify(mint(claims(), keys.k1))
+
+
+async def test_a_trickling_provider_cannot_stall_the_keys(keys: Keys, idp: JwksServer) -> None:
+    """Each piece of the answer comes well within the read timeout, the whole takes 10 s:
+    the load gives up at its deadline, before the set it would bring."""
+    check = verifier(idp, refetch_every=0, oidc_jwks_cache_seconds=0, load_deadline=2)
+    idp.trickle = 10.0
+    with pytest.raises(KeysUnavailable):
+        await check.identify(mint(claims(), keys.k1))
+    idp.trickle = 0
+    await check.identify(mint(claims(), keys.k1))
+    idp.swap(jwks(keys.k2))
+    idp.trickle = 10.0
+    assert (await check.identify(mint(claims(sub="a"), keys.k1))).actor == "oidc:a"
+    assert idp.fetches == 3  # the previous set stayed in service
 
 
 UNUSABLE: list[dict[str, Any]] = [

@@ -33,9 +33,11 @@ __all__ = ["build", "main"]
 
 HELP = """Sluice, a multi-tenant LLM gateway.
 
-Admin commands talk to a control plane: --url/--token, else SLUICE_URL and
-SLUICE_TOKEN, else a profile (--profile, SLUICE_PROFILE, or the default one;
-see `sluice profile`), else SLUICE_ADMIN_TOKEN and http://127.0.0.1:8081."""
+Admin commands talk to a control plane, URL and token as a pair from one place:
+--url (with --token), else SLUICE_URL (with SLUICE_TOKEN), else a profile
+(--profile, SLUICE_PROFILE, or the default one; see `sluice profile`), else
+http://127.0.0.1:8081 with SLUICE_ADMIN_TOKEN. A token given by --token or
+SLUICE_TOKEN goes to whichever URL is chosen; no other goes elsewhere."""
 
 
 class _Root(TyperGroup):

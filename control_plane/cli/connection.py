@@ -1,11 +1,15 @@
 """Where the CLI connects, and the admin API client every command uses.
 
-The control plane's URL and token come from, first to last: the `--url`/`--token`
-flags; `SLUICE_URL` and `SLUICE_TOKEN`; the profile (`--profile NAME`, else
-`SLUICE_PROFILE`, else the profiles file's default); then `SLUICE_ADMIN_TOKEN` (the
-bootstrap token `make run` sets) and `http://127.0.0.1:8081`. `SLUICE_ADMIN_TOKEN`
-comes after the profile so that a shell set up for a local control plane never sends
-its token to a profile's remote one.
+The control plane's URL and its token are taken as a pair from one source, the first
+that gives a URL: the `--url` flag (with `--token`); `SLUICE_URL` (with `SLUICE_TOKEN`);
+the profile (`--profile NAME`, else `SLUICE_PROFILE`, else the profiles file's default:
+its URL, or `http://127.0.0.1:8081` when it has none, with its token); else the local
+control plane, `http://127.0.0.1:8081` with `SLUICE_ADMIN_TOKEN` (the bootstrap token
+`make run` sets). A token given explicitly, by `--token` or `SLUICE_TOKEN`, is a
+deliberate choice and goes to whichever URL that gives; a profile's token and
+`SLUICE_ADMIN_TOKEN` never go to a URL from another source, so `--url elsewhere` does
+not hand the default profile's token to `elsewhere`, nor a profile's remote URL get a
+local shell's bootstrap token.
 
 A command reaches the API through `api(ctx)`:
 
@@ -45,6 +49,10 @@ __all__ = [
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8081"
+NO_TOKEN = (
+    "no token was sent: give --token or SLUICE_TOKEN; a profile's token and "
+    "SLUICE_ADMIN_TOKEN go only to their own URL"
+)
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 OUTPUT_KEY = "sluice.output"  # in the click context's `meta`, shared by every context
 
@@ -66,6 +74,7 @@ class Api:
         if token:
             headers["authorization"] = f"Bearer {token}"
         self.url = url.rstrip("/")
+        self._tokenless = not token
         self._client = httpx.Client(
             base_url=self.url, headers=headers, timeout=TIMEOUT, transport=transport
         )
@@ -96,6 +105,8 @@ class Api:
         problem.setdefault("status", answer.status_code)
         problem.setdefault("title", answer.reason_phrase or "error")
         problem.setdefault("instance", path)
+        if answer.status_code == 401 and self._tokenless:
+            problem["detail"] = f"{problem.get('detail') or 'unauthorized'} ({NO_TOKEN})"
         raise ApiError(answer.status_code, problem)
 
     # each verb takes `request`'s keywords: json, params, headers
@@ -172,23 +183,28 @@ def resolve(
     """Apply the precedence above. Raises `profiles.ProfileError` for a named profile
     that does not exist, or a profiles file that cannot be read."""
     env = os.environ if env is None else env
+    name, chosen = _profile(profile, env)
+    explicit = token or env.get("SLUICE_TOKEN") or None
+    if url or env.get("SLUICE_URL"):
+        return Session(url or env["SLUICE_URL"], explicit)
+    if chosen is not None:
+        return Session(chosen.url or DEFAULT_URL, explicit or chosen.token, profile=name)
+    return Session(DEFAULT_URL, explicit or env.get("SLUICE_ADMIN_TOKEN") or None)
+
+
+def _profile(
+    given: str | None, env: Mapping[str, str]
+) -> tuple[str | None, profiles.Profile | None]:
+    """The profile in effect: the one named (by flag or `SLUICE_PROFILE`), else the
+    file's default, else none."""
     file = profiles.path(env)
     stored = profiles.load(file)
-    name = profile or env.get("SLUICE_PROFILE") or None
+    name = given or env.get("SLUICE_PROFILE") or None
     if name is not None and name not in stored.profiles:
         raise profiles.ProfileError(f"no profile {name!r} in {file}")
     if name is None and stored.default in stored.profiles:
         name = stored.default
-    chosen = stored.profiles[name] if name is not None else profiles.Profile()
-    return Session(
-        url=url or env.get("SLUICE_URL") or chosen.url or DEFAULT_URL,
-        token=token
-        or env.get("SLUICE_TOKEN")
-        or chosen.token
-        or env.get("SLUICE_ADMIN_TOKEN")
-        or None,
-        profile=name,
-    )
+    return (name, stored.profiles[name]) if name is not None else (None, None)
 
 
 def session(ctx: typer.Context) -> Session:

@@ -4,7 +4,9 @@
     profiles:
       local: {url: "http://127.0.0.1:8081", token: "..."}
 
-The file holds admin tokens, so it is written with mode 0600.
+A profile's token is sent only to its own URL (`http://127.0.0.1:8081` when it names
+none), never to one given by `--url` or `SLUICE_URL`. The file holds admin tokens, so it
+is written with mode 0600.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from a thread, so sync and async tests alike can point a control plane at it.
         token = mint(claims(role="platform_admin"), key)
         ...
         idp.swap(jwks(other))        # rotate the provider's keys
+        idp.trickle = 6.0            # answer slowly: the body in pieces spread over 6 s
 """
 
 from __future__ import annotations
@@ -128,12 +129,17 @@ def _b64(raw: bytes) -> str:
 class JwksServer:
     """Serves a JWKS at `url` from a thread on 127.0.0.1, from creation until `stop()`
     (or the end of its `with` block). `swap()` replaces what it serves, `status` makes
-    it answer with an error, `fetches` counts the GETs."""
+    it answer with an error, `trickle` makes it send the body in pieces spread over that
+    many seconds, `fetches` counts the GETs."""
+
+    PIECES = 20
 
     def __init__(self, document: dict[str, Any]) -> None:
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         self._body = json.dumps(document).encode()
         self._status = 200
+        self._trickle = 0.0
         self._fetches = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -151,14 +157,27 @@ class JwksServer:
 
     def stop(self) -> None:
         """Stops serving; the port then refuses connections. Safe to call twice."""
+        self._stopped.set()  # ends a trickling answer
         if self._thread.is_alive():
             self._server.shutdown()
             self._thread.join()
         self._server.server_close()
 
-    def swap(self, document: dict[str, Any]) -> None:
+    def swap(self, document: dict[str, Any] | bytes) -> None:
+        """Serve `document` from now on (bytes: as they are, JSON or not)."""
+        body = document if isinstance(document, bytes) else json.dumps(document).encode()
         with self._lock:
-            self._body = json.dumps(document).encode()
+            self._body = body
+
+    @property
+    def trickle(self) -> float:
+        with self._lock:
+            return self._trickle
+
+    @trickle.setter
+    def trickle(self, seconds: float) -> None:
+        with self._lock:
+            self._trickle = seconds
 
     @property
     def status(self) -> int:
@@ -175,23 +194,39 @@ class JwksServer:
         with self._lock:
             return self._fetches
 
-    def _answer(self) -> tuple[int, bytes]:
+    def _answer(self) -> tuple[int, bytes, float]:
         with self._lock:
             self._fetches += 1
-            return self._status, self._body
+            return self._status, self._body, self._trickle
+
+    def _send(self, out: Any, body: bytes, trickle: float) -> None:
+        """`body` to `out`, at once, or a piece every `trickle / PIECES` seconds (each
+        piece well within a client's read timeout) until done or stopped."""
+        if not trickle:
+            out.write(body)
+            return
+        size = -(-len(body) // self.PIECES)
+        for start in range(0, len(body), size):
+            if self._stopped.wait(trickle / self.PIECES):
+                return
+            try:
+                out.write(body[start : start + size])
+                out.flush()
+            except OSError:  # the client gave up
+                return
 
 
 def _handler(server: JwksServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            status, body = server._answer()
+            status, body, trickle = server._answer()
             if status != 200:
                 body = b'{"error": "unavailable"}'
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            server._send(self.wfile, body, trickle)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
