@@ -25,6 +25,8 @@ IDENTITY = "sluice_identity"  # where the guard leaves the caller's identity in 
 async def admin_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
+    if connection.scope.get("method") == "OPTIONS":
+        return  # says only which methods a path has, as the public OpenAPI document does
     identity = await authenticate(connection)
     connection.scope[IDENTITY] = identity  # type: ignore[literal-required]
     await authorize(identity, permission_of(handler), connection)
@@ -42,8 +44,17 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Identi
         return await _named(connection, token)
     if state.oidc is not None and token.count(".") == 2:
         identity: Identity = await state.oidc.identify(token)
+        if identity.tenant_id is not None:
+            await _tenant_lives(connection, identity.tenant_id)
         return identity
     raise Unauthorized("the admin token is not valid")
+
+
+async def _tenant_lives(connection: ASGIConnection[Any, Any, Any, Any], tenant_id: str) -> None:
+    """A JWT bound to a deleted tenant names no one (its admin tokens end with it)."""
+    state = await connection.app.state.store.current_state()
+    if tenant_id not in state.tenants:
+        raise Unauthorized("the token's tenant no longer exists")
 
 
 async def _named(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> Identity:
@@ -51,7 +62,7 @@ async def _named(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> 
     digest = hash_client_key(token)
     state = await connection.app.state.store.current_state()
     for admin in state.admin_tokens.values():
-        if hmac.compare_digest(admin.hash, digest):
+        if hmac.compare_digest(admin.hash, digest) and not admin.revoked:
             if admin.expires_at <= time.time():
                 expired = datetime.fromtimestamp(admin.expires_at, UTC).isoformat()
                 raise Unauthorized(f"the admin token {admin.name!r} expired at {expired}")

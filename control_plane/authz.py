@@ -9,6 +9,7 @@ Two questions, in this order, so that nothing leaks where it exists:
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -34,6 +35,8 @@ __all__ = [
     "needs",
     "permission_of",
 ]
+
+log = logging.getLogger("sluice.control_plane")
 
 
 class Owner(StrEnum):
@@ -69,7 +72,8 @@ def permission_of(handler: BaseRouteHandler) -> Permission:
     permission = handler.opt.get("permission")
     if not isinstance(permission, Permission):
         # A route without a declared permission is a programming error, refused for all.
-        raise Forbidden(f"{handler} declares no permission")
+        log.error("%s declares no permission: refused", handler)
+        raise Forbidden("this route is not open to anyone")
     return permission
 
 

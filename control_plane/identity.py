@@ -24,9 +24,5 @@ class Identity:
     role: Role
     tenant_id: str | None = None
 
-    @property
-    def writes(self) -> bool:
-        return self.role is not Role.VIEWER
-
 
 BOOTSTRAP = Identity("admin:bootstrap", Role.PLATFORM_ADMIN)

@@ -100,7 +100,7 @@ def _(p: TenantDeleted, state: State) -> State:
     admin_tokens = state.admin_tokens
     for token in state.admin_tokens.values():
         if token.tenant_id == p.id:  # a tenant's own admins and viewers end with it
-            admin_tokens = admin_tokens.delete(token.id)
+            admin_tokens = admin_tokens.set(token.id, _revoked(token))
     return msgspec.structs.replace(
         state,
         admin_tokens=admin_tokens,
@@ -355,6 +355,13 @@ def _(p: AdminTokenCreated, state: State) -> State:
 
 @_apply.register
 def _(p: AdminTokenRevoked, state: State) -> State:
-    if p.id not in state.admin_tokens:
+    token = state.admin_tokens.get(p.id)
+    if token is None:
         return state
-    return msgspec.structs.replace(state, admin_tokens=state.admin_tokens.delete(p.id))
+    return msgspec.structs.replace(
+        state, admin_tokens=state.admin_tokens.set(p.id, _revoked(token))
+    )
+
+
+def _revoked(token: AdminToken) -> AdminToken:
+    return msgspec.structs.replace(token, revoked=True)

@@ -62,6 +62,9 @@ class AdminToken(msgspec.Struct, frozen=True, array_like=True, gc=False):
     prefix: str
     hash: str
     expires_at: float  # Unix seconds
+    # kept once revoked (or its tenant deleted), so a name is never reused and
+    # `token:<name>` in the audit log always means one token
+    revoked: bool = False
 
 
 class Provider(msgspec.Struct, frozen=True, array_like=True, gc=False):

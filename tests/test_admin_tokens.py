@@ -110,9 +110,24 @@ async def test_names_are_unique_and_revocation_is_immediate(control_plane: Stack
             refused = await caller.get("/tenants")
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"] == "Bearer"
-        assert (await admin.delete(f"/admin-tokens/{created['id']}")).status_code == 404
+        # revoking again changes nothing; the name stays taken, so `token:on-call` in the
+        # audit log is this token and no later one
+        assert (await admin.delete(f"/admin-tokens/{created['id']}")).status_code == 204
+        reused = await admin.post("/admin-tokens", json={"name": "on-call", "role": "viewer"})
+        assert reused.status_code == 409
+        assert (await admin.get(f"/admin-tokens/{created['id']}")).json()["revoked"] is True
+        assert "on-call" not in {t["name"] for t in (await admin.get("/admin-tokens")).json()}
         revoked = await admin.get("/events", params={"type": "admin_token.revoked"})
-    assert revoked.json()["data"][0]["actor"] == "admin:bootstrap"
+    assert [e["actor"] for e in revoked.json()["data"]] == ["admin:bootstrap"]
+
+
+def test_options_answers_without_a_token_and_names_nothing_internal(
+    control_plane: Stack,
+) -> None:
+    resp = httpx.options(control_plane.control_plane_url + "/admin/v1/tenants")
+    assert resp.status_code == 204
+    assert "OPTIONS" in resp.headers["allow"]
+    assert not resp.content
 
 
 async def test_an_expired_token_is_refused(control_plane: Stack) -> None:

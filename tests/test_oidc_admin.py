@@ -4,6 +4,7 @@ what they change), refuses the rest, and picks up a rotated key set."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Iterator
@@ -133,3 +134,17 @@ def test_an_admin_token_still_works_beside_oidc(control_plane: Stack, oidc_url: 
     resp = _call(oidc_url, control_plane.admin_token, "GET", "/me")
     assert resp.json()["actor"] == "admin:bootstrap"
     assert _call(oidc_url, secrets.token_urlsafe(20), "GET", "/me").status_code == 401
+
+
+async def test_a_jwt_of_a_deleted_tenant_names_no_one(control_plane: Stack, oidc_url: str) -> None:
+    tenant = await control_plane.create_tenant()
+    token = mint(claims(role="viewer", tenant=tenant["id"], sub="gone@example.test"), FIRST)
+    deadline = time.monotonic() + 15  # the key set may be reloading after a rotation
+    while _call(oidc_url, token, "GET", "/me").status_code != 200:
+        assert time.monotonic() < deadline, "the JWT was never accepted"
+        await asyncio.sleep(0.2)
+    async with control_plane.admin() as admin:
+        assert (await admin.delete(f"/tenants/{tenant['id']}")).status_code == 204
+    refused = _call(oidc_url, token, "GET", "/events")
+    assert refused.status_code == 401
+    assert "no longer exists" in refused.json()["detail"]

@@ -12,7 +12,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from control_plane.api.common import Name, append, clean_name, identity_of
+from control_plane.api.common import Name, append, clean_name, get_store, identity_of
 from control_plane.authz import LISTING, PLATFORM_READ, PLATFORM_WRITE, needs
 from control_plane.errors import BadRequest, Conflict, Invalid, NotFound
 from shared.events import AdminTokenCreated, AdminTokenRevoked, Payload
@@ -53,6 +53,7 @@ class AdminTokenView(msgspec.Struct):
     tenant_id: uuid.UUID | None
     prefix: str
     expires_at: datetime
+    revoked: bool  # revoked, or its tenant deleted: refused from then on
 
 
 class CreatedAdminToken(AdminTokenView):
@@ -77,6 +78,7 @@ def _view(token: AdminToken) -> AdminTokenView:
         tenant_id=None if token.tenant_id is None else uuid.UUID(token.tenant_id),
         prefix=token.prefix,
         expires_at=datetime.fromtimestamp(token.expires_at, UTC),
+        revoked=token.revoked,
     )
 
 
@@ -119,7 +121,11 @@ class AdminTokenController(Controller):
             if tenant_id is not None and tenant_id not in state.tenants:
                 raise NotFound(f"tenant {tenant_id} does not exist", field="tenant_id")
             if any(t.name == name for t in state.admin_tokens.values()):
-                raise Conflict(f"an admin token named {name!r} already exists", field="name")
+                raise Conflict(
+                    f"an admin token named {name!r} exists or existed: names are never reused,"
+                    " so each actor in the audit log is one token",
+                    field="name",
+                )
             created = AdminTokenCreated(
                 token_id, name, data.role, tenant_id, prefix, digest, expires_at
             )
@@ -134,8 +140,8 @@ class AdminTokenController(Controller):
 
     @get(summary="List the admin tokens in force (never their secrets)", opt=needs(PLATFORM_READ))
     async def list(self, request: Request[Any, Any, Any]) -> list[AdminTokenView]:
-        state = await _state(request)
-        return [_view(t) for t in sorted(state.admin_tokens.values(), key=lambda t: t.name)]
+        tokens = (await get_store(request).current_state()).admin_tokens.values()
+        return [_view(t) for t in sorted(tokens, key=lambda t: t.name) if not t.revoked]
 
     @get(
         "/{token_id:uuid}",
@@ -145,7 +151,7 @@ class AdminTokenController(Controller):
     async def read(
         self, request: Request[Any, Any, Any], token_id: FromPath[uuid.UUID]
     ) -> AdminTokenView:
-        token = (await _state(request)).admin_tokens.get(str(token_id))
+        token = (await get_store(request).current_state()).admin_tokens.get(str(token_id))
         if token is None:
             raise NotFound(f"admin token {token_id} does not exist")
         return _view(token)
@@ -157,12 +163,14 @@ class AdminTokenController(Controller):
         opt=needs(PLATFORM_WRITE),
     )
     async def revoke(self, request: Request[Any, Any, Any], token_id: FromPath[uuid.UUID]) -> None:
+        """Revoking is idempotent: revoking a revoked token succeeds and changes nothing."""
         tid = str(token_id)
 
         def decide(state: State) -> list[Payload]:
-            if tid not in state.admin_tokens:
+            token = state.admin_tokens.get(tid)
+            if token is None:
                 raise NotFound(f"admin token {tid} does not exist")
-            return [AdminTokenRevoked(tid)]
+            return [] if token.revoked else [AdminTokenRevoked(tid)]
 
         await append(request, _stream(tid), decide)
 
@@ -176,8 +184,3 @@ class MeController(Controller):
         identity = identity_of(request)
         tenant = None if identity.tenant_id is None else uuid.UUID(identity.tenant_id)
         return Me(identity.actor, identity.role.value, tenant)
-
-
-async def _state(request: Request[Any, Any, Any]) -> State:
-    state: State = await request.app.state.store.current_state()
-    return state
