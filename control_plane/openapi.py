@@ -5,7 +5,10 @@ describes what the server does, route by route, whatever the route:
   decodes (`control_plane.strict`) or encodes with (`control_plane.openapi_schemas`);
 - every operation lists the problems it can answer, as `application/problem+json`
   bodies (`ProblemDetails`): 401 and 403 from the admin guard, 404 where it names an
-  object, 400 and 422 where it takes input, 409 on writes, 413 on bodies, 503;
+  object, 400 on all (a query parameter it does not declare, `control_plane.strict`),
+  422 where it takes input, 409 on writes, 413 on bodies, 503;
+- the query parameters it lists are the ones the server reads: those the handler
+  declares with `QueryParameter` (checked here, as the document is built);
 - query and header parameters are never null: absent is how they say "none";
 - an answer built as a `Response` carries its resource's version as the `ETag`
   (`control_plane.api.common.versioned`, `etag`), and the document says so."""
@@ -20,7 +23,7 @@ import msgspec
 from litestar import Litestar, Response
 from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import ParameterKwarg
+from litestar.params import ParameterKwarg, QueryParameter
 from litestar.routes import HTTPRoute
 
 from control_plane.authz import Owner
@@ -43,13 +46,16 @@ _BOUNDS = {
 ABOUT = """Every refusal is an RFC 9457 problem (`application/problem+json`, the
 `ProblemDetails` schema): `detail` says what is wrong, naming the field(s) at fault, and
 `errors` lists them (`key`, `message`, `source`). 400: the request does not match this
-document. 422: it matches, but breaks a rule a schema cannot state: fields that must
-agree with each other (`soft_budget_usd` <= `budget_usd`), with the time
-(`expires_at` in the future), or with the state (a `provider_id` that exists). 409:
+document, or has a query parameter its operation does not list (a misspelt filter is
+refused, not ignored). 422: it matches, but breaks a rule a schema cannot state: fields
+that must agree with each other (`soft_budget_usd` <= `budget_usd`), with the time
+(`expires_at` in the future, `since` and `until` in their range), or with the state (a
+`provider_id` that exists). 409:
 the state conflicts (a name taken, a stale `If-Match`, an object still in use)."""
 
 PROBLEMS = {
-    400: "The request does not match this document; `errors` names each field at fault.",
+    400: "The request does not match this document, or has a query parameter this operation"
+    " does not list; `errors` names each field at fault.",
     401: "No admin identity: no token, or one that is unknown, expired or revoked.",
     403: "The caller's role does not allow this.",
     404: "No such object (or one of another tenant's: the same answer).",
@@ -113,6 +119,7 @@ def _answer_type(handler: HTTPRouteHandler) -> Any:
 
 
 def _finish(op: dict[str, Any], handler: HTTPRouteHandler, method: str, schemas: Schemas) -> None:
+    _check_query(op, handler)
     rules = _parameter_rules(handler)
     for parameter in op.get("parameters", []):
         if parameter["in"] in ("query", "header"):
@@ -151,17 +158,31 @@ def _parameter_rules(handler: HTTPRouteHandler) -> dict[str, Schema]:
     return rules
 
 
+def _check_query(op: dict[str, Any], handler: HTTPRouteHandler) -> None:
+    """The document's query parameters are the handler's `QueryParameter`s, the only ones
+    `control_plane.strict` lets through."""
+    listed = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+    declared = {
+        field.kwarg_definition.query or name
+        for name, field in handler.parsed_fn_signature.parameters.items()
+        if isinstance(field.kwarg_definition, QueryParameter)
+    }
+    if listed != declared:
+        raise RuntimeError(
+            f"{handler.handler_name}: query parameters {sorted(listed ^ declared)} must be"
+            " declared with QueryParameter (or FromQuery)"
+        )
+
+
 def _problem_statuses(op: dict[str, Any], handler: HTTPRouteHandler, method: str) -> set[int]:
     places = {p["in"] for p in op.get("parameters", [])}
     body = "requestBody" in op
-    statuses = {401, 503}
+    statuses = {400, 401, 503}  # 400: any operation refuses a query parameter it does not list
     permission = handler.opt.get("permission")
     if getattr(permission, "owner", None) is not Owner.LISTING:
         statuses.add(403)
     if "path" in places or body:
         statuses.add(404)
-    if body or places - {"path"} or _checked_path(op):
-        statuses.add(400)
     if body or (method == "GET" and "query" in places):
         statuses.add(422)
     if method in WRITES:
@@ -169,13 +190,6 @@ def _problem_statuses(op: dict[str, Any], handler: HTTPRouteHandler, method: str
     if body:
         statuses.add(413)
     return statuses
-
-
-def _checked_path(op: dict[str, Any]) -> bool:
-    """A path parameter the handler checks (a uuid that is not one finds no route: 404)."""
-    return any(
-        p["in"] == "path" and p["schema"].get("format") != "uuid" for p in op.get("parameters", [])
-    )
 
 
 def _problem(status: int) -> dict[str, Any]:

@@ -6,7 +6,12 @@ parameter left out, a number of seconds for a date. The document says an integer
 an integer, and the server takes what the document says: the body is decoded with
 its handler's `data` type and each query parameter with its own, strictly, and a
 mismatch is a 400 naming each field at fault. A number with no fraction (`3.0`) is
-an integer, as JSON Schema says. Litestar then checks ranges and patterns."""
+an integer, as JSON Schema says. Litestar then checks ranges and patterns.
+
+A query parameter the operation does not declare is refused too (400), not ignored:
+`tenant=` for `tenant_id=` must not read as "every tenant". The operation's query
+parameters are those its handler declares with `QueryParameter` (`FromQuery` is one);
+`control_plane.openapi` checks that the document lists no other."""
 
 from __future__ import annotations
 
@@ -27,11 +32,17 @@ _LARGEST = 2**63  # an integral float beyond this is left a float (no int field 
 
 async def check_request(request: Request[Any, Any, Any]) -> None:
     parameters = request.route_handler.parsed_fn_signature.parameters
-    errors = [
-        error
+    query = {
+        _wire(name, field): field
         for name, field in parameters.items()
         if isinstance(field.kwarg_definition, QueryParameter)
-        for error in _query_errors(request, name, field)
+    }
+    unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in query]
+    if "" in unknown:  # `?=x`: nothing to name it by
+        raise BadRequest("the query has a parameter without a name", field="", source="query")
+    errors = [ProblemError(name, "not a parameter of this operation", "query") for name in unknown]
+    errors += [
+        error for wire, field in query.items() for error in _query_errors(request, wire, field)
     ]
     if errors:
         raise TypeCheckFailed(errors)
@@ -39,12 +50,16 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
         await _check_body(request, parameters["data"])
 
 
-def _query_errors(
-    request: Request[Any, Any, Any], name: str, field: FieldDefinition
-) -> list[ProblemError]:
+def _wire(name: str, field: FieldDefinition) -> str:
+    """A query parameter's name in the URL."""
     kwarg = field.kwarg_definition
     assert isinstance(kwarg, QueryParameter)
-    wire = kwarg.query or name
+    return kwarg.query or name
+
+
+def _query_errors(
+    request: Request[Any, Any, Any], wire: str, field: FieldDefinition
+) -> list[ProblemError]:
     values = request.query_params.getall(wire, [])
     if len(values) > 1:
         return [ProblemError(wire, "given more than once", "query")]

@@ -11,7 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from litestar import Litestar, get
+from litestar._openapi.plugin import OpenAPIPlugin
+from litestar.exceptions import LitestarDeprecationWarning
 
+from control_plane.openapi import finished
 from tests.support.problems import assert_refused, nothing_appended
 from tests.support.stack import Stack
 
@@ -166,3 +170,135 @@ async def test_refusals_outside_the_handlers_keep_their_headers(control_plane: S
     assert_refused(no_token, 401)
     assert no_token.headers["www-authenticate"] == "Bearer"
     assert set(no_token.json()) == PROBLEM_KEYS
+
+
+# Times out of the range the server counts in (0001-01-02T00:00:00Z up to, not including,
+# 9999-12-31T00:00:00Z), each with the parameters it was refused by: a default `since` a
+# day before `until`, `until` rounded up to a whole hour, or an offset that moves the time
+# past either end of the years 1 to 9999.
+OUT_OF_RANGE = [
+    ("/usage", {"until": "0001-01-01T00:00:00Z"}, ["until"]),
+    ("/usage", {"until": "9999-12-31T23:59:59Z", "group_by": "operation"}, ["until"]),
+    (
+        "/usage",
+        {"since": "9999-12-31T23:59:00Z", "until": "9999-12-31T23:59:59Z", "operation": "chat"},
+        ["since", "until"],
+    ),
+    ("/events", {"since": "0001-01-01T00:00:00+01:00"}, ["since"]),
+    ("/events", {"until": "9999-12-31T23:59:59-01:00"}, ["until"]),
+    ("/events", {"until": "9999-12-30T23:30:00-00:30"}, ["until"]),  # the first time refused
+]
+
+
+@pytest.mark.parametrize(("path", "params", "named"), OUT_OF_RANGE)
+async def test_a_time_out_of_range_is_named(
+    control_plane: Stack, path: str, params: dict[str, str], named: list[str]
+) -> None:
+    """A date-time the document types, but out of the documented range: 422 (never a
+    500 or a nameless 400), naming each of `since` and `until` at fault."""
+    async with control_plane.admin() as admin:
+        resp = await admin.get(path, params=params)
+    for key in named:
+        problem = _problem(resp, 422, key, "query")
+    assert [e["key"] for e in problem["errors"]] == named
+    assert any(end in problem["detail"] for end in ("0001-01-02T00:00:00Z", "9999-12-31T00:00:00Z"))
+
+
+async def test_times_at_the_ends_of_the_range_are_taken(
+    control_plane: Stack, tenant: dict[str, Any]
+) -> None:
+    """The range is compared as instants, whatever the offset: the first time taken, the
+    last hour before the end with a default `since`, and bounds given with offsets."""
+    async with control_plane.admin() as admin:
+        first = await admin.get(
+            "/usage", params={"since": "0001-01-02T01:00:00+01:00", "until": "0001-01-03T00:00:00Z"}
+        )
+        last = await admin.get(
+            "/usage", params={"until": "9999-12-30T23:59:59Z", "group_by": "operation"}
+        )
+        by_day = await admin.get(
+            "/usage",
+            params={
+                "since": "9999-12-30T00:00:00Z",
+                "until": "9999-12-30T23:59:59.999999Z",
+                "bucket": "day",
+                "dialect": "openai",
+            },
+        )
+        events = await admin.get(
+            "/events",
+            params={
+                "stream": f"tenant:{tenant['id']}",
+                "since": "0001-01-01T23:00:00-01:00",
+                "until": "9999-12-30T23:29:59-00:30",
+            },
+        )
+    for resp in (first, last, by_day, events):
+        assert resp.status_code == 200, resp.text
+    assert first.json()["since"] == "0001-01-02T01:00:00+01:00"
+    assert last.json()["since"] == "9999-12-29T23:59:59Z"
+    assert tenant["id"] in str(events.json()["data"]), "every event is in the range"
+    range_doc = (await _openapi(control_plane))["paths"]["/admin/v1/usage"]["get"]
+    for parameter in range_doc["parameters"]:
+        if parameter["name"] in ("since", "until"):
+            assert "0001-01-02T00:00:00Z" in parameter["description"], parameter
+            assert "9999-12-31T00:00:00Z" in parameter["description"], parameter
+
+
+async def _openapi(stack: Stack) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack.control_plane_url) as client:
+        resp = await client.get("/admin/schema/openapi.json")
+    assert resp.status_code == 200, resp.text
+    doc: dict[str, Any] = resp.json()
+    return doc
+
+
+async def test_an_undeclared_query_parameter_is_refused(
+    control_plane: Stack, tenant: dict[str, Any]
+) -> None:
+    """`tenant=` for `tenant_id=` would otherwise read as "every tenant": any operation
+    refuses a query parameter it does not list, with or without parameters of its own,
+    a read or a write, named with the other faults of the query."""
+    async with control_plane.admin() as admin, nothing_appended(control_plane):
+        typo = await admin.get("/usage", params={"tenant": tenant["id"]})
+        several = await admin.get("/usage", params={"tenant": "x", "bucket": "week", "colour": ""})
+        none_of_its_own = await admin.get("/me", params={"verbose": "1"})
+        by_path = await admin.get(f"/tenants/{tenant['id']}", params={"fields": "name"})
+        write = await admin.post("/tenants", params={"dry_run": "1"}, json={"name": "unmade"})
+        nameless = await admin.get("/tenants", params={"": "x"})
+    problem = _problem(typo, 400, "tenant", "query")
+    assert problem["detail"] == "tenant: not a parameter of this operation"
+    keys = {e["key"] for e in _problem(several, 400, "colour", "query")["errors"]}
+    assert keys == {"tenant", "bucket", "colour"}
+    _problem(none_of_its_own, 400, "verbose", "query")
+    _problem(by_path, 400, "fields", "query")
+    _problem(write, 400, "dry_run", "query")
+    _problem(nameless, 400, "", "query")
+    async with httpx.AsyncClient(base_url=control_plane.control_plane_url) as anonymous:
+        assert_refused(await anonymous.get("/admin/v1/usage", params={"tenant": "x"}), 401)
+
+
+async def test_the_document_says_every_operation_may_refuse_a_parameter(
+    control_plane: Stack,
+) -> None:
+    doc = await _openapi(control_plane)
+    operations = [op for item in doc["paths"].values() for op in item.values()]
+    assert len(operations) > 40
+    for op in operations:
+        assert "400" in op["responses"], op["operationId"]
+    assert "query parameter" in doc["info"]["description"]
+
+
+def test_a_query_parameter_litestar_alone_would_read_stops_the_document() -> None:
+    """The server reads only parameters declared with `QueryParameter`: a handler with
+    another (a plain `limit: int`) would be refused one the document lists, so the
+    document is not built."""
+
+    @get("/plain")
+    async def plain(limit: int = 1) -> None:
+        return None
+
+    with pytest.warns(LitestarDeprecationWarning, match="limit"):  # Litestar's own view of it
+        app = Litestar([plain])
+    with pytest.raises(RuntimeError, match="limit"):
+        finished(app.plugins.get(OpenAPIPlugin).provide_openapi_schema(), app)

@@ -11,8 +11,8 @@ from litestar import Controller, Request, get
 from litestar.params import QueryParameter
 
 from control_plane.api.common import TEXT, Limit, get_store, tenant_scope
+from control_plane.api.time_range import checked_range, time_parameter
 from control_plane.authz import LISTING, needs
-from control_plane.errors import BadRequest
 from control_plane.queries import Q
 
 __all__ = ["EventController"]
@@ -58,11 +58,9 @@ class EventController(Controller):
             uuid.UUID | None, QueryParameter(description="Only this tenant's events.")
         ] = None,
         since: Annotated[
-            datetime | None, QueryParameter(description="Only events at or after this time.")
+            datetime | None, time_parameter("Only events at or after this time.")
         ] = None,
-        until: Annotated[
-            datetime | None, QueryParameter(description="Only events before this time.")
-        ] = None,
+        until: Annotated[datetime | None, time_parameter("Only events before this time.")] = None,
         before: Annotated[
             int | None,
             QueryParameter(ge=1, le=2**63 - 1, description="Only events before this position."),
@@ -70,13 +68,7 @@ class EventController(Controller):
         limit: Limit = 100,
     ) -> EventPage:
         """Filters combine; `next_before` pages on to older events with the same filters."""
-        for name, moment in (("since", since), ("until", until)):
-            if moment is not None and moment.tzinfo is None:
-                raise BadRequest(
-                    f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z",
-                    field=name,
-                    source="query",
-                )
+        checked_range(since, until)
         rows = await get_store(request).pool.fetch(
             Q.list_events,
             stream,

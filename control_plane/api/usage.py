@@ -14,8 +14,9 @@ from litestar import Controller, Request, get
 from litestar.params import FromQuery, QueryParameter
 
 from control_plane.api.common import END, TEXT, get_store, tenant_scope
+from control_plane.api.time_range import checked_range, time_parameter
 from control_plane.authz import LISTING, needs
-from control_plane.errors import BadRequest, Invalid
+from control_plane.errors import Invalid
 from control_plane.queries import Q
 
 __all__ = ["UsageController"]
@@ -69,8 +70,8 @@ class UsageController(Controller):
     async def report(
         self,
         request: Request[Any, Any, Any],
-        since: Annotated[datetime | None, QueryParameter(description="Default: 24 h ago.")] = None,
-        until: Annotated[datetime | None, QueryParameter(description="Default: now.")] = None,
+        since: Annotated[datetime | None, time_parameter("Default: a day before until.")] = None,
+        until: Annotated[datetime | None, time_parameter("Default: now.")] = None,
         bucket: FromQuery[Literal["hour", "day"]] = "hour",
         group_by: Annotated[
             str,
@@ -85,16 +86,9 @@ class UsageController(Controller):
         operation: FromQuery[Operation | None] = None,
         dialect: FromQuery[Dialect | None] = None,
     ) -> UsageReport:
-        now = datetime.now(UTC)
-        until = until or now
+        checked_range(since, until)
+        until = until or datetime.now(UTC)
         since = since or until - timedelta(days=1)
-        for name, moment in (("since", since), ("until", until)):
-            if moment.tzinfo is None:
-                raise BadRequest(
-                    f"{name} needs a time zone, e.g. 2026-01-31T12:00:00Z",
-                    field=name,
-                    source="query",
-                )
         if since >= until:
             raise Invalid("since must be before until", field="since", source="query")
         dims = [d.strip() for d in group_by.split(",") if d.strip()]  # as GROUP_BY says

@@ -23,11 +23,10 @@ from control_plane.cli.common import from_env
 from control_plane.cli.connection import Output, api, output
 from control_plane.cli.errors import CliError
 from control_plane.cli.output import OutputOption, console
+from control_plane.declarative.secret_env import SECRET_ENV
 
 __all__ = ["dump", "register", "with_secrets"]
 
-# The secret fields of a provider; each is read from the variable `<field>_env` names.
-SECRETS = ("api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 MARKS = {"create": ("+", "green"), "change": ("~", "yellow"), "remove": ("-", "red")}
 
 File = Annotated[
@@ -96,13 +95,13 @@ def with_secrets(document: dict[str, Any]) -> dict[str, Any]:
     for i, provider in enumerate(providers):
         if isinstance(provider, dict):
             provider = dict(provider)
-            for field in SECRETS:
+            for field, env in SECRET_ENV.items():
                 if field in provider:
                     raise CliError(
                         f"providers[{i}].{field}: a secret does not belong in the file;"
-                        f" name the variable that holds it with {field}_env"
+                        f" name the variable that holds it with {env}"
                     )
-                variable = provider.get(f"{field}_env")
+                variable = provider.get(env)
                 if isinstance(variable, str):
                     what = f"{field} of provider {provider.get('name')!r}"
                     provider[field] = from_env(variable, what)

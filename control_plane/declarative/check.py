@@ -1,7 +1,8 @@
 """What a document must be on its own, whatever the database holds: names stored as
 they would be (see `clean_name`), each at most once, every reference to a name that
-the document has, and each policy as the policies API would store it. A refusal
-names the field by its path in the document."""
+the document has, each policy as the policies API would store it, and each variable
+named for a secret named for that one secret only. A refusal names the field by its
+path in the document."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import msgspec
 from control_plane.api.common import clean_name
 from control_plane.api.policies import checked_policy
 from control_plane.declarative.document import (
-    SECRET_ENV,
     DeploymentDoc,
     Document,
     PricesDoc,
@@ -21,6 +21,7 @@ from control_plane.declarative.document import (
     TenantDoc,
 )
 from control_plane.declarative.located import at
+from control_plane.declarative.secret_env import SECRET_ENV
 from control_plane.errors import BadRequest, Invalid
 
 __all__ = ["checked"]
@@ -33,6 +34,7 @@ def checked(doc: Document) -> Document:
     _unique((t.name for t in tenants), "tenants[{}].name", "tenant")
     providers = [_provider(p, f"providers[{i}]") for i, p in enumerate(doc.providers)]
     _unique((p.name for p in providers), "providers[{}].name", "provider")
+    _own_variables(providers)
     tenant_names = {t.name for t in tenants}
     provider_names = {p.name for p in providers}
     routes = [
@@ -76,6 +78,26 @@ def _provider(provider: ProviderDoc, path: str) -> ProviderDoc:
                 field=f"{path}.{secret}",
             )
     return msgspec.structs.replace(provider, name=clean_name(provider.name, f"{path}.name"))
+
+
+def _own_variables(providers: list[ProviderDoc]) -> None:
+    """No variable is named for two secrets (of two providers, or two of one): `sluice
+    apply` would send its one value as both, and one provider would silently take the
+    other's key. Compared without case, as some systems read variables."""
+    named: dict[str, str] = {}
+    for i, provider in enumerate(providers):
+        for env in SECRET_ENV.values():
+            variable = getattr(provider, env)
+            if variable is None:
+                continue
+            field = f"providers[{i}].{env}"
+            first = named.setdefault(variable.upper(), field)
+            if first != field:
+                raise Invalid(
+                    f"{field} names ${variable}, which {first} names too: each secret needs a"
+                    " variable of its own (two variables may hold the same value)",
+                    field=field,
+                )
 
 
 def _route(route: RouteDoc, path: str, tenants: set[str], providers: set[str]) -> RouteDoc:

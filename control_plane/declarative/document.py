@@ -11,7 +11,6 @@ tokens are not part of it (they are secrets, made one at a time)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -41,6 +40,7 @@ from control_plane.api.route_inputs import (
     TimeoutsIn,
     Weight,
 )
+from control_plane.declarative.secret_env import ENV_NAME_LENGTH, SECRET_ENV
 
 __all__ = [
     "SECRET_ENV",
@@ -53,25 +53,12 @@ __all__ = [
     "ProviderPriceDoc",
     "RouteDoc",
     "TenantDoc",
-    "env_name",
 ]
 
 # A shell variable's name.
-EnvName = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-
-# Each secret field and the field naming the variable it is read from.
-SECRET_ENV = {
-    "api_key": "api_key_env",
-    "aws_access_key_id": "aws_access_key_id_env",
-    "aws_secret_access_key": "aws_secret_access_key_env",
-    "aws_session_token": "aws_session_token_env",
-}
-
-
-def env_name(provider: str, secret: str) -> str:
-    """The variable an exported file reads a provider's `secret` from, e.g.
-    `SLUICE_PROVIDER_OPENAI_EU_API_KEY` for the `api_key` of `openai-eu`."""
-    return re.sub(r"[^A-Z0-9]", "_", f"SLUICE_PROVIDER_{provider}_{secret}".upper())
+EnvName = Annotated[
+    str, msgspec.Meta(max_length=ENV_NAME_LENGTH, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+]
 
 
 class _Item(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):

@@ -20,8 +20,8 @@ from control_plane.declarative.document import (
     ProviderPriceDoc,
     RouteDoc,
     TenantDoc,
-    env_name,
 )
+from control_plane.declarative.secret_env import SECRET_ENV, env_names
 from shared.routing import BreakerPolicy, Deployment, RetryPolicy, Timeouts
 from shared.secrets import SecretBox, SecretKeyError
 from shared.state import AwsCredentials, Policy, Provider, Route, State
@@ -34,13 +34,15 @@ _IN_TYPES: dict[type, type] = {RetryPolicy: RetryIn, BreakerPolicy: BreakerIn, T
 def export(state: State, box: SecretBox) -> Document:
     providers = {p.id: p.name for p in state.providers.values()}
     tenants = {t.id: t.name for t in state.tenants.values()}
+    variables = env_names(providers.values())
     return Document(
         tenants=[
             TenantDoc(name=t.name, policy=policy_doc(state.tenant_policies.get(t.id)))
             for t in sorted(state.tenants.values(), key=lambda t: t.name)
         ],
         providers=[
-            _provider(p, box) for p in sorted(state.providers.values(), key=lambda p: p.name)
+            _provider(p, box, variables)
+            for p in sorted(state.providers.values(), key=lambda p: p.name)
         ],
         routes=[
             _route(r, tenants, providers)
@@ -88,10 +90,12 @@ def secret_fields(provider: Provider, box: SecretBox) -> tuple[str, ...]:
     return fields
 
 
-def _provider(provider: Provider, box: SecretBox) -> ProviderDoc:
+def _provider(
+    provider: Provider, box: SecretBox, variables: dict[tuple[str, str], str]
+) -> ProviderDoc:
     options = {name: value for name, value in provider.options if name in OPTION_FIELDS}
     envs = {
-        f"{field}_env": env_name(provider.name, field) for field in secret_fields(provider, box)
+        SECRET_ENV[field]: variables[provider.name, field] for field in secret_fields(provider, box)
     }
     return ProviderDoc(
         name=provider.name,
