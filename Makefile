@@ -11,7 +11,7 @@ run: install
 	$(BIN)/sluice run
 
 test: install
-	scripts/pg.sh start
+	SLUICE_PG_FAST=1 scripts/pg.sh start
 	$(BIN)/sluice check-sql
 	$(MAKE) --no-print-directory lint
 	@# the slow tests (mostly waiting out an outage) run beside the others
@@ -42,10 +42,15 @@ pg-stop:
 	scripts/pg.sh stop
 
 # Re-resolve the pinned dependencies after editing pyproject.toml.
+# requirements.lock: everything, for development and CI; requirements-runtime.lock:
+# the dependencies of pyproject.toml alone, for the image (deploy/Dockerfile), at
+# the versions of the first (-c), so that tests and image run the same code.
 lock: install
 	$(BIN)/pip install -q uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 	  --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	  --generate-hashes -c requirements.lock -o requirements-runtime.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,21 +1,31 @@
-"""The Kubernetes manifests and the image: the properties a deployment relies on.
+"""The Kubernetes manifests: the properties a deployment relies on, in every overlay.
 
-Static checks only (PyYAML over `deploy/k8s`, text over `deploy/Dockerfile`); no
-cluster and no image build needed.
+Static checks over what each overlay of `deploy/k8s` renders to (`tests/support/
+kustomize.py`); no cluster needed. Autoscaling, shutdown and the schemas:
+`tests/test_k8s_autoscaling.py`.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-K8S = ROOT / "deploy" / "k8s"
-DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+from tests.support.k8s import (
+    K8S,
+    OVERLAYS,
+    Doc,
+    argv,
+    component,
+    containers,
+    deployment,
+    env,
+    ids,
+    of_kind,
+    rendered,
+    workloads,
+)
+
+BASE = K8S / "base"
 EXAMPLE_SECRET = "secret.example.yaml"
 
 SECRET_SETTINGS = {"SLUICE_SECRET_KEY", "SLUICE_ADMIN_TOKEN", "SLUICE_DATABASE_URL"}
@@ -24,121 +34,96 @@ NEEDED_SETTINGS = {
     "data-plane": {"SLUICE_DATABASE_URL", "SLUICE_SECRET_KEY"},
     "migrate": {"SLUICE_DATABASE_URL"},
 }
-WORKLOAD_KINDS = {"Deployment", "Job"}
-
-Doc = dict[str, Any]
 
 
-def _load(path: Path) -> list[Doc]:
-    with path.open() as f:
-        docs = [doc for doc in yaml.safe_load_all(f) if doc is not None]
-    for doc in docs:
-        assert isinstance(doc, dict), f"{path.name}: a document is not a mapping"
-    return docs
+def _load_all(path: str) -> list[Doc]:
+    with (BASE / path).open() as f:
+        return [doc for doc in yaml.safe_load_all(f) if doc is not None]
 
 
-def _yaml_files() -> list[Path]:
-    return sorted([*K8S.glob("*.yaml"), *K8S.glob("*.yml")])
+def _each(kinds: set[str]) -> list[tuple[str, Doc]]:
+    return [(o, doc) for o in OVERLAYS for doc in rendered(o) if doc["kind"] in kinds]
 
 
-ALL_DOCS: dict[str, list[Doc]] = {path.name: _load(path) for path in _yaml_files()}
-KUSTOMIZATION: Doc = ALL_DOCS["kustomization.yaml"][0]
-APPLIED: list[Doc] = [
-    doc for name in KUSTOMIZATION.get("resources", []) for doc in ALL_DOCS.get(name, [])
-]
+def _each_ids(pairs: list[tuple[str, Doc]]) -> list[str]:
+    return [f"{o}:{name}" for o, doc in pairs for name in ids([doc])]
 
 
-def _of_kind(kind: str) -> list[Doc]:
-    return [doc for doc in APPLIED if doc.get("kind") == kind]
+WORKLOADS = _each({"Deployment", "Job"})
+DEPLOYMENTS = _each({"Deployment"})
+SERVICES = _each({"Service"})
+EXAMPLE: Doc = _load_all(EXAMPLE_SECRET)[0]
 
 
-def _named(kind: str, name: str) -> Doc:
-    found = [doc for doc in _of_kind(kind) if doc["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected one {kind} {name!r}, found {len(found)}"
-    return found[0]
+# --- the folders and the kustomizations -----------------------------------------------
 
 
-def _component(doc: Doc) -> str:
-    return str(doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"])
-
-
-def _workloads() -> list[Doc]:
-    return [doc for doc in APPLIED if doc.get("kind") in WORKLOAD_KINDS]
-
-
-def _deployment(component: str) -> Doc:
-    found = [doc for doc in _of_kind("Deployment") if _component(doc) == component]
-    assert len(found) == 1, f"expected one {component} Deployment, found {len(found)}"
-    return found[0]
-
-
-def _containers(workload: Doc) -> list[Doc]:
-    pod = workload["spec"]["template"]["spec"]
-    return [*pod.get("initContainers", []), *pod["containers"]]
-
-
-def _env(container: Doc) -> dict[str, Doc]:
-    return {var["name"]: var for var in container.get("env", [])}
-
-
-def _argv(container: Doc) -> list[str]:
-    return [*container.get("command", []), *container.get("args", [])]
-
-
-def _ids(docs: list[Doc]) -> list[str]:
-    return [f"{doc['kind']}/{doc['metadata']['name']}" for doc in docs]
-
-
-# --- the folder and the kustomization -----------------------------------------------
-
-
-def test_every_document_has_a_kind_and_a_name() -> None:
-    assert ALL_DOCS, "no YAML under deploy/k8s"
-    for name, docs in ALL_DOCS.items():
-        assert docs, f"{name} is empty"
-        for doc in docs:
-            assert doc.get("apiVersion"), f"{name}: a document has no apiVersion"
-            assert doc.get("kind"), f"{name}: a document has no kind"
-            if doc["kind"] != "Kustomization":
-                assert doc.get("metadata", {}).get("name"), f"{name}: {doc['kind']} has no name"
-
-
-def test_kustomization_lists_every_manifest_but_the_example_secret() -> None:
-    resources = KUSTOMIZATION.get("resources", [])
+def test_the_base_lists_every_manifest_but_the_example_secret() -> None:
+    (kustomization,) = _load_all("kustomization.yaml")
+    resources = kustomization["resources"]
     assert len(resources) == len(set(resources)), "a resource is listed twice"
-    expected = {name for name in ALL_DOCS if name not in ("kustomization.yaml", EXAMPLE_SECRET)}
-    assert set(resources) == expected
-    assert EXAMPLE_SECRET in ALL_DOCS
+    files = {p.name for p in BASE.glob("*.y*ml")} - {"kustomization.yaml", EXAMPLE_SECRET}
+    assert set(resources) == files
+    assert "images" not in kustomization, "each overlay says which image it runs"
+
+
+def test_every_overlay_builds_on_the_base_and_sets_the_image() -> None:
+    found = sorted(p.name for p in (K8S / "overlays").iterdir())
+    assert found == sorted(OVERLAYS)
+    for overlay in OVERLAYS:
+        (kustomization,) = yaml.safe_load_all(
+            (K8S / "overlays" / overlay / "kustomization.yaml").read_text()
+        )
+        assert "../../base" in kustomization["resources"]
+        for workload in workloads(rendered(overlay)):
+            for container in containers(workload):
+                assert container["image"].startswith("registry.example.com/sluice:"), overlay
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_has_a_kind_and_a_name(overlay: str) -> None:
+    for doc in rendered(overlay):
+        assert doc.get("apiVersion"), doc
+        assert doc.get("kind"), doc
+        assert doc.get("metadata", {}).get("name"), f"{doc['kind']} has no name"
 
 
 def test_the_example_secret_is_only_an_example() -> None:
-    text = (K8S / EXAMPLE_SECRET).read_text()
+    text = (BASE / EXAMPLE_SECRET).read_text()
     assert "example" in text.lower().split("apiversion")[0], "say it is an example, up front"
-    assert _of_kind("Secret") == [], "no Secret may be applied by the kustomization"
-    (secret,) = ALL_DOCS[EXAMPLE_SECRET]
-    assert secret["kind"] == "Secret"
+    assert EXAMPLE["kind"] == "Secret"
+    for overlay in OVERLAYS:
+        assert of_kind(rendered(overlay), "Secret") == [], "no overlay may apply a Secret"
 
 
-def test_everything_applied_lives_in_the_namespace() -> None:
-    (namespace,) = _of_kind("Namespace")
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_everything_applied_lives_in_the_namespace(overlay: str) -> None:
+    docs = rendered(overlay)
+    (namespace,) = of_kind(docs, "Namespace")
     name = namespace["metadata"]["name"]
-    assert KUSTOMIZATION.get("namespace") == name
-    for doc in APPLIED:
+    assert name == "sluice"
+    for doc in docs:
         if doc["kind"] != "Namespace":
-            assert doc["metadata"].get("namespace", name) == name, _ids([doc])
+            assert doc["metadata"]["namespace"] == name, ids([doc])
 
 
 # --- workloads ----------------------------------------------------------------------
 
 
-def test_the_expected_workloads_exist() -> None:
-    components = sorted(_component(doc) for doc in _workloads())
-    assert components == ["control-plane", "data-plane", "migrate"]
-    assert _deployment("control-plane")["spec"]["replicas"] == 2
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_expected_workloads_exist(overlay: str) -> None:
+    docs = rendered(overlay)
+    assert sorted(component(doc) for doc in workloads(docs)) == [
+        "control-plane",
+        "data-plane",
+        "migrate",
+    ]
+    replicas = deployment(docs, "control-plane")["spec"]["replicas"]
+    assert replicas == (1 if overlay == "dev" else 2)
 
 
-@pytest.mark.parametrize("doc", _workloads(), ids=_ids(_workloads()))
-def test_workloads_carry_the_recommended_labels(doc: Doc) -> None:
+@pytest.mark.parametrize(("overlay", "doc"), WORKLOADS, ids=_each_ids(WORKLOADS))
+def test_workloads_carry_the_recommended_labels(overlay: str, doc: Doc) -> None:
     for labels in (doc["metadata"]["labels"], doc["spec"]["template"]["metadata"]["labels"]):
         assert labels.get("app.kubernetes.io/name") == "sluice"
         assert labels.get("app.kubernetes.io/component")
@@ -149,9 +134,11 @@ def test_workloads_carry_the_recommended_labels(doc: Doc) -> None:
         assert {"app.kubernetes.io/name", "app.kubernetes.io/component"} <= selector.keys()
 
 
-@pytest.mark.parametrize("doc", _of_kind("Deployment"), ids=_ids(_of_kind("Deployment")))
-def test_deployments_probe_health_and_readiness_on_the_container_port(doc: Doc) -> None:
-    for container in _containers(doc):
+@pytest.mark.parametrize(("overlay", "doc"), DEPLOYMENTS, ids=_each_ids(DEPLOYMENTS))
+def test_deployments_probe_health_and_readiness_on_the_container_port(
+    overlay: str, doc: Doc
+) -> None:
+    for container in containers(doc):
         ports = container.get("ports", [])
         assert ports, f"{container['name']} declares no port"
         known = {p["containerPort"] for p in ports} | {p["name"] for p in ports if "name" in p}
@@ -166,20 +153,22 @@ def test_deployments_probe_health_and_readiness_on_the_container_port(doc: Doc) 
             assert container["startupProbe"]["httpGet"]["port"] in known
 
 
-@pytest.mark.parametrize("component", ["control-plane", "data-plane"])
-def test_servers_listen_on_all_interfaces_at_their_container_port(component: str) -> None:
-    (container,) = _containers(_deployment(component))
-    argv = _argv(container)
-    assert argv[:2] == ["sluice", component]
-    assert argv[argv.index("--host") + 1] == "0.0.0.0"
-    port = int(argv[argv.index("--port") + 1]) if "--port" in argv else None
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("name", ["control-plane", "data-plane"])
+def test_servers_listen_on_all_interfaces_at_their_container_port(overlay: str, name: str) -> None:
+    (container,) = containers(deployment(rendered(overlay), name))
+    command = argv(container)
+    assert command[:2] == ["sluice", name]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    port = int(command[command.index("--port") + 1]) if "--port" in command else None
     assert port in {p["containerPort"] for p in container["ports"]}
 
 
-def test_the_migrate_job_runs_sluice_migrate() -> None:
-    (job,) = _of_kind("Job")
-    (container,) = _containers(job)
-    assert _argv(container) == ["sluice", "migrate"]
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_migrate_job_runs_sluice_migrate(overlay: str) -> None:
+    (job,) = of_kind(rendered(overlay), "Job")
+    (container,) = containers(job)
+    assert argv(container) == ["sluice", "migrate"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("Never", "OnFailure")
     assert job["spec"].get("backoffLimit", 6) <= 6
     assert job["spec"].get("activeDeadlineSeconds"), "a stuck migration must not hang forever"
@@ -188,25 +177,25 @@ def test_the_migrate_job_runs_sluice_migrate() -> None:
 # --- secrets and settings -------------------------------------------------------
 
 
-@pytest.mark.parametrize("doc", _workloads(), ids=_ids(_workloads()))
-def test_secret_settings_come_from_a_secret_never_a_literal(doc: Doc) -> None:
-    (example,) = ALL_DOCS[EXAMPLE_SECRET]
-    example_keys = set(example.get("stringData", {})) | set(example.get("data", {}))
-    for container in _containers(doc):
+@pytest.mark.parametrize(("overlay", "doc"), WORKLOADS, ids=_each_ids(WORKLOADS))
+def test_secret_settings_come_from_a_secret_never_a_literal(overlay: str, doc: Doc) -> None:
+    example_keys = set(EXAMPLE.get("stringData", {})) | set(EXAMPLE.get("data", {}))
+    for container in containers(doc):
         assert "envFrom" not in container, "name each setting; never import a whole Secret"
-        env = _env(container)
-        for name in SECRET_SETTINGS & env.keys():
-            var = env[name]
+        variables = env(container)
+        for name in SECRET_SETTINGS & variables.keys():
+            var = variables[name]
             assert "value" not in var, f"{name} is a literal in {container['name']}"
             ref = var.get("valueFrom", {}).get("secretKeyRef")
             assert ref, f"{name} in {container['name']} is not from a secretKeyRef"
-            assert ref["name"] == example["metadata"]["name"]
+            assert ref["name"] == EXAMPLE["metadata"]["name"]
             assert ref["key"] in example_keys, f"{name}: key {ref['key']!r} not in the example"
             assert not ref.get("optional", False), f"{name} must not be optional"
-        assert NEEDED_SETTINGS[_component(doc)] <= env.keys()
+        assert NEEDED_SETTINGS[component(doc)] <= variables.keys()
 
 
-def test_no_secret_setting_is_a_literal_anywhere() -> None:
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_secret_setting_is_a_literal_anywhere(overlay: str) -> None:
     def walk(node: object) -> None:
         if isinstance(node, dict):
             if node.get("name") in SECRET_SETTINGS:
@@ -217,19 +206,21 @@ def test_no_secret_setting_is_a_literal_anywhere() -> None:
             for value in node:
                 walk(value)
 
-    walk(APPLIED)
+    walk(rendered(overlay))
 
 
-def test_the_data_plane_never_gets_the_admin_token() -> None:
-    dump = yaml.safe_dump(_deployment("data-plane"))
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_data_plane_never_gets_the_admin_token(overlay: str) -> None:
+    docs = rendered(overlay)
+    dump = yaml.safe_dump(deployment(docs, "data-plane"))
     assert "SLUICE_ADMIN_TOKEN" not in dump
     assert "admin-token" not in dump
-    (job,) = _of_kind("Job")
+    (job,) = of_kind(docs, "Job")
     assert "SLUICE_ADMIN_TOKEN" not in yaml.safe_dump(job)
 
 
-@pytest.mark.parametrize("doc", _workloads(), ids=_ids(_workloads()))
-def test_service_links_are_off(doc: Doc) -> None:
+@pytest.mark.parametrize(("overlay", "doc"), WORKLOADS, ids=_each_ids(WORKLOADS))
+def test_service_links_are_off(overlay: str, doc: Doc) -> None:
     # A Service named sluice-data-plane would otherwise put
     # SLUICE_DATA_PLANE_PORT=tcp://10.0.0.1:8080 into every pod's environment,
     # and Settings.from_env() would refuse it as a port number.
@@ -239,13 +230,13 @@ def test_service_links_are_off(doc: Doc) -> None:
 # --- hardening ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("doc", _workloads(), ids=_ids(_workloads()))
-def test_containers_run_unprivileged_on_a_read_only_root(doc: Doc) -> None:
+@pytest.mark.parametrize(("overlay", "doc"), WORKLOADS, ids=_each_ids(WORKLOADS))
+def test_containers_run_unprivileged_on_a_read_only_root(overlay: str, doc: Doc) -> None:
     pod = doc["spec"]["template"]["spec"]
     pod_security = pod.get("securityContext", {})
     assert pod.get("automountServiceAccountToken") is False
     assert pod.get("hostNetwork", False) is False
-    for container in _containers(doc):
+    for container in containers(doc):
         security = container.get("securityContext", {})
         non_root = security.get("runAsNonRoot", pod_security.get("runAsNonRoot"))
         assert non_root is True, f"{container['name']} may run as root"
@@ -261,17 +252,18 @@ def test_containers_run_unprivileged_on_a_read_only_root(doc: Doc) -> None:
         assert "emptyDir" in volumes[mounts["/tmp"]]
 
 
-def test_the_data_plane_has_its_cache_directory() -> None:
-    deployment = _deployment("data-plane")
-    (container,) = _containers(deployment)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_data_plane_has_its_cache_directory(overlay: str) -> None:
+    plane = deployment(rendered(overlay), "data-plane")
+    (container,) = containers(plane)
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    volumes = {v["name"]: v for v in plane["spec"]["template"]["spec"]["volumes"]}
     assert "emptyDir" in volumes[mounts["/var/cache/sluice"]]
 
 
-@pytest.mark.parametrize("doc", _workloads(), ids=_ids(_workloads()))
-def test_every_container_has_requests_and_limits(doc: Doc) -> None:
-    for container in _containers(doc):
+@pytest.mark.parametrize(("overlay", "doc"), WORKLOADS, ids=_each_ids(WORKLOADS))
+def test_every_container_has_requests_and_limits(overlay: str, doc: Doc) -> None:
+    for container in containers(doc):
         resources = container.get("resources", {})
         for section in ("requests", "limits"):
             assert {"cpu", "memory"} <= resources.get(section, {}).keys(), (
@@ -279,61 +271,34 @@ def test_every_container_has_requests_and_limits(doc: Doc) -> None:
             )
 
 
-def test_the_data_plane_requests_one_core_per_worker() -> None:
-    (container,) = _containers(_deployment("data-plane"))
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_data_plane_requests_one_core_per_worker(overlay: str) -> None:
+    (container,) = containers(deployment(rendered(overlay), "data-plane"))
     assert str(container["resources"]["requests"]["cpu"]) in ("1", "1000m")
-    argv = _argv(container)
-    assert "--workers" not in argv, "one uvicorn process per pod; scale with replicas"
+    assert "--workers" not in argv(container), "one uvicorn process per pod; scale with replicas"
 
 
-# --- the data plane: shutdown, scaling, availability ---------------------------
+# --- availability ----------------------------------------------------------------
 
 
-def test_the_data_plane_outlives_its_graceful_shutdown() -> None:
-    pod = _deployment("data-plane")["spec"]["template"]["spec"]
-    grace = pod["terminationGracePeriodSeconds"]
-    assert grace > 30, "in-flight streams get up to 30 s after SIGTERM"
-    (container,) = _containers(_deployment("data-plane"))
-    pre_stop = container.get("lifecycle", {}).get("preStop", {})
-    sleep = int(pre_stop["exec"]["command"][-1]) if "exec" in pre_stop else 0
-    assert 0 < sleep <= 10
-    assert grace >= sleep + 30, "the preStop sleep counts against the grace period"
-
-
-def test_the_hpa_scales_the_data_plane_deployment() -> None:
-    (hpa,) = _of_kind("HorizontalPodAutoscaler")
-    assert hpa["apiVersion"] == "autoscaling/v2"
-    target = hpa["spec"]["scaleTargetRef"]
-    assert target["kind"] == "Deployment"
-    assert target["apiVersion"] == "apps/v1"
-    deployment = _named("Deployment", target["name"])
-    assert deployment is _deployment("data-plane")
-    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
-    spec = hpa["spec"]
-    assert spec["minReplicas"] >= 2
-    assert spec["maxReplicas"] > spec["minReplicas"]
-    (metric,) = spec["metrics"]
-    assert metric["resource"]["name"] == "cpu"
-    assert 40 <= metric["resource"]["target"]["averageUtilization"] <= 80
-    assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 60
-
-
-def test_the_data_plane_spreads_over_nodes() -> None:
-    deployment = _deployment("data-plane")
-    selector = deployment["spec"]["selector"]["matchLabels"]
-    constraints = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_data_plane_spreads_over_nodes(overlay: str) -> None:
+    plane = deployment(rendered(overlay), "data-plane")
+    selector = plane["spec"]["selector"]["matchLabels"]
+    constraints = plane["spec"]["template"]["spec"]["topologySpreadConstraints"]
     by_key = {c["topologyKey"]: c for c in constraints}
     assert "kubernetes.io/hostname" in by_key
     for constraint in constraints:
         assert constraint["labelSelector"]["matchLabels"] == selector
 
 
-def test_the_disruption_budget_covers_the_data_plane() -> None:
-    deployment = _deployment("data-plane")
-    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_disruption_budget_covers_the_data_plane(overlay: str) -> None:
+    docs = rendered(overlay)
+    pod_labels = deployment(docs, "data-plane")["spec"]["template"]["metadata"]["labels"]
     budgets = [
         pdb
-        for pdb in _of_kind("PodDisruptionBudget")
+        for pdb in of_kind(docs, "PodDisruptionBudget")
         if pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     ]
     assert len(budgets) == 1
@@ -341,82 +306,17 @@ def test_the_disruption_budget_covers_the_data_plane() -> None:
     assert "maxUnavailable" in spec or "minAvailable" in spec
 
 
-@pytest.mark.parametrize("service", _of_kind("Service"), ids=_ids(_of_kind("Service")))
-def test_services_select_a_deployment_and_a_named_port(service: Doc) -> None:
+@pytest.mark.parametrize(("overlay", "service"), SERVICES, ids=_each_ids(SERVICES))
+def test_services_select_a_deployment_and_a_named_port(overlay: str, service: Doc) -> None:
     selector = service["spec"]["selector"]
     matches = [
         d
-        for d in _of_kind("Deployment")
+        for d in of_kind(rendered(overlay), "Deployment")
         if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
     ]
     assert len(matches) == 1, f"{service['metadata']['name']} selects {len(matches)} Deployments"
-    (container,) = _containers(matches[0])
+    (container,) = containers(matches[0])
     names = {p["name"] for p in container["ports"]}
     numbers = {p["containerPort"] for p in container["ports"]}
     for port in service["spec"]["ports"]:
         assert port["targetPort"] in names | numbers
-
-
-# --- the image -------------------------------------------------------------------
-
-
-def _final_stage() -> list[tuple[str, str]]:
-    """(instruction, arguments) of the Dockerfile's last stage, continuations joined."""
-    lines: list[str] = []
-    pending = ""
-    for raw in DOCKERFILE.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        lines.append(pending + line)
-        pending = ""
-    instructions = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
-    last_from = max(i for i, (op, _) in enumerate(instructions) if op == "FROM")
-    return instructions[last_from:]
-
-
-def _command_form(arguments: str) -> list[str]:
-    arguments = arguments.strip()
-    if arguments.startswith("["):
-        parsed = json.loads(arguments)
-        assert all(isinstance(part, str) for part in parsed)
-        return list(parsed)
-    return ["/bin/sh", "-c", arguments]
-
-
-def test_the_image_runs_sluice() -> None:
-    stage = _final_stage()
-    entrypoint = [_command_form(a) for op, a in stage if op == "ENTRYPOINT"]
-    cmd = [_command_form(a) for op, a in stage if op == "CMD"]
-    assert cmd, "the runtime stage has no CMD"
-    argv = [*(entrypoint[-1] if entrypoint else []), *cmd[-1]]
-    assert argv[0] == "sluice", f"the image runs {argv}, not sluice (exec form, PID 1)"
-    assert argv[1:3] == ["data-plane", "--host"]
-    assert argv[3] == "0.0.0.0"
-
-
-def test_the_image_runs_as_a_non_root_user() -> None:
-    stage = _final_stage()
-    users = [a.split(":")[0].strip() for op, a in stage if op == "USER"]
-    assert users, "the runtime stage never leaves root"
-    assert users[-1] not in ("root", "0")
-
-
-def test_the_image_installs_from_the_lock_with_hashes() -> None:
-    text = " ".join(DOCKERFILE.read_text().split())
-    assert "pip install --require-hashes -r requirements.lock" in text
-    assert "pip install --no-deps ." in text
-    assert "python:3.11-slim" in text
-
-
-def test_the_build_context_leaves_local_state_out() -> None:
-    ignored = {
-        line.strip().rstrip("/")
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-    assert {".venv", ".sluice", ".git", "tests"} <= ignored
-    assert {"requirements.lock", "pyproject.toml", "README.md"}.isdisjoint(ignored)
