@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from control_plane.store import EventStore
 from shared.budgets import budgeted_scopes, period_key, recorded_spend
 from shared.events import BudgetAlert, BudgetExhausted, Payload
+from shared.quiet_log import Outage
 from shared.state import Policy, State
 
 __all__ = ["BudgetWatch"]
@@ -28,12 +29,14 @@ class BudgetWatch:
         self.interval = interval
 
     async def run(self) -> None:
+        outage = Outage(log, "budget checks (database)")
         while True:
             await asyncio.sleep(self.interval)
             try:
                 await self.check()
+                outage.ok()
             except Exception as exc:  # the database is away: try again next time
-                log.warning("budget check failed (%s: %s)", type(exc).__name__, exc)
+                outage.failed(exc)
 
     async def check(self) -> None:
         state = await self._store.current_state()

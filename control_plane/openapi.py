@@ -10,6 +10,7 @@ describes what the server does, route by route, whatever the route:
 - the query parameters it lists are the ones the server reads: those the handler
   declares with `QueryParameter` (checked here, as the document is built);
 - query and header parameters are never null: absent is how they say "none";
+- every write takes the `X-Sluice-Force-Schema` header (`control_plane.store`);
 - an answer built as a `Response` carries its resource's version as the `ETag`
   (`control_plane.api.common.versioned`, `etag`), and the document says so."""
 
@@ -29,6 +30,7 @@ from litestar.routes import HTTPRoute
 from control_plane.authz import Owner
 from control_plane.errors import PROBLEM_JSON, ProblemDetails
 from control_plane.openapi_schemas import REF, Schema, Schemas
+from control_plane.store import FORCE_SCHEMA
 
 __all__ = ["finished", "install"]
 
@@ -59,7 +61,8 @@ PROBLEMS = {
     401: "No admin identity: no token, or one that is unknown, expired or revoked.",
     403: "The caller's role does not allow this.",
     404: "No such object (or one of another tenant's: the same answer).",
-    409: "The state conflicts: a name taken, a stale `If-Match` version, an object in use.",
+    409: "The state conflicts: a name taken, a stale `If-Match` version, an object in use,"
+    " a live data plane replica that cannot apply the events (see X-Sluice-Force-Schema).",
     413: "The body is too large.",
     422: "The request matches this document but breaks a rule it cannot state.",
     503: "The database, or the OIDC issuer's key set, is unavailable; try again shortly.",
@@ -68,6 +71,15 @@ ETAG = {
     "description": 'The resource\'s version, as `If-Match` takes it back (`"3"`).',
     "required": True,
     "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
+}
+FORCE_SCHEMA_HEADER = {
+    "name": FORCE_SCHEMA,
+    "in": "header",
+    "required": False,
+    "description": "true: append even events of an event schema that live data plane replicas"
+    " do not understand (refused with 409 otherwise, naming them); those replicas stop"
+    " applying events there and report not ready until they are upgraded.",
+    "schema": {"type": "string", "enum": ["true", "false"]},
 }
 AUTHENTICATE = {"description": "`Bearer`", "required": True, "schema": {"type": "string"}}
 
@@ -125,6 +137,8 @@ def _finish(op: dict[str, Any], handler: HTTPRouteHandler, method: str, schemas:
         if parameter["in"] in ("query", "header"):
             parameter["schema"] = _never_null(parameter["schema"])
         parameter["schema"].update(rules.get(parameter["name"], {}))
+    if method in WRITES:  # read by `control_plane.api.common.get_store`, for every write
+        op.setdefault("parameters", []).append(FORCE_SCHEMA_HEADER)
     body = _body_type(handler)
     if body is not None:
         data = handler.parsed_fn_signature.parameters["data"]

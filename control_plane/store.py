@@ -5,28 +5,67 @@ projections and the NOTIFY doorbell, all in one transaction.
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple
 
 import asyncpg
 
-from control_plane.errors import VersionConflict
+from control_plane.errors import AdminError, Conflict, VersionConflict
 from control_plane.event_tenant import tenant_of
 from control_plane.projections import project
 from control_plane.queries import Q
-from shared.event_log import catch_up
-from shared.events import Event, Payload, encode_payload, event_type
+from shared.event_log import Unreadable, catch_up
+from shared.events import Event, Payload, encode_payload, event_type, schema_of
 from shared.reducer import apply
+from shared.replicas import LIVENESS
 from shared.snapshots import load_state
 from shared.state import State
 
-__all__ = ["APPEND_LOCK", "Decide", "EventStore", "Step"]
+__all__ = [
+    "APPEND_LOCK",
+    "FORCE_SCHEMA",
+    "Decide",
+    "EventStore",
+    "NewerLog",
+    "ReplicasBehind",
+    "Step",
+]
 
 # Any constant works; it only has to be the same for every writer.
 APPEND_LOCK = 0x5_1_0_1_C_E
 
 Decide = Callable[[State], Sequence[Payload]]
+FORCE_SCHEMA = "X-Sluice-Force-Schema"  # the admin API's header for `EventStore.forcing_schema`
+
+
+class NewerLog(AdminError):
+    """The log holds an event this build of the control plane cannot apply."""
+
+    status = 503
+
+
+async def _catch_up(conn: asyncpg.Connection, state: State) -> State:
+    try:
+        return await catch_up(conn, state)
+    except Unreadable as exc:
+        raise NewerLog(str(exc)) from exc
+
+
+class ReplicasBehind(Conflict):
+    """Events of a schema that live data plane replicas cannot apply."""
+
+    def __init__(self, schema: int, replicas: Sequence[tuple[uuid.UUID, int]]) -> None:
+        names = ", ".join(f"{replica} (schema {known})" for replica, known in replicas)
+        super().__init__(
+            f"these events are of event schema {schema}, which live data plane replicas do"
+            f" not understand: {names}. Upgrade them first, or repeat with {FORCE_SCHEMA}:"
+            " true (they then stop applying events there and report not ready).",
+            field=FORCE_SCHEMA,
+            source="header",
+        )
+        self.schema, self.replicas = schema, list(replicas)
 
 
 class Step(NamedTuple):
@@ -57,6 +96,14 @@ class EventStore:
         self._in_transaction = in_transaction
         self._state: State | None = None  # loaded from the newest snapshot on first use
         self._loading = asyncio.Lock()
+        self._force_schema = False
+
+    def forcing_schema(self) -> EventStore:
+        """This store, appending events even of a schema that live replicas cannot apply
+        (they stop applying there until upgraded), where it refuses with `ReplicasBehind`."""
+        forced = copy.copy(self)
+        forced._force_schema = True
+        return forced
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -84,7 +131,7 @@ class EventStore:
         known = await self._known_state()
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(Q.lock_appends, APPEND_LOCK)
-            state = await catch_up(conn, known)
+            state = await _catch_up(conn, known)
             events: list[Event] = []
             for step in steps:
                 version: int = await conn.fetchval(Q.stream_version, step.stream)
@@ -97,6 +144,8 @@ class EventStore:
                     await project(conn, event)
                     events.append(event)
             if events:
+                if not self._force_schema:
+                    await self._refuse_unknown_schema(conn, events)
                 if self._in_transaction is not None:
                     await self._in_transaction(conn, events[0].position, events[-1].position)
                 await conn.execute(Q.notify, self._channel, str(events[-1].position))
@@ -108,7 +157,7 @@ class EventStore:
         """The newest state (caught up without taking the append lock)."""
         known = await self._known_state()
         async with self._pool.acquire() as conn:
-            state = await catch_up(conn, known)
+            state = await _catch_up(conn, known)
         if self._state is None or state.position > self._state.position:
             self._state = state
         return state
@@ -120,8 +169,19 @@ class EventStore:
         async with self._loading:
             if self._state is None:
                 async with self._pool.acquire() as conn:
-                    self._state, _ = await load_state(conn)
+                    try:
+                        self._state, _ = await load_state(conn)
+                    except Unreadable as exc:
+                        raise NewerLog(str(exc)) from exc
             return self._state
+
+    @staticmethod
+    async def _refuse_unknown_schema(conn: asyncpg.Connection, events: list[Event]) -> None:
+        """`ReplicasBehind` if a live replica understands an older schema than an event's."""
+        schema = max(schema_of(event.type) for event in events)
+        behind = await conn.fetch(Q.replicas_behind, schema, LIVENESS)
+        if behind:
+            raise ReplicasBehind(schema, [(row["replica"], row["event_schema"]) for row in behind])
 
     @staticmethod
     async def _insert(
@@ -143,6 +203,7 @@ class EventStore:
                 encode_payload(payload).decode(),
                 actor,
                 None if tenant is None else uuid.UUID(tenant),
+                schema_of(type_),
             )
         except asyncpg.UniqueViolationError:
             raise VersionConflict(stream, version - 1, version) from None

@@ -11,7 +11,6 @@ def main(argv: list[str] | None = None) -> None:
         "sluice data-plane",
         DataPlane,
         lambda s: (s.data_plane_host, s.data_plane_port),
-        graceful_seconds=30,
         argv=argv,
     )
 

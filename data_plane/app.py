@@ -18,7 +18,7 @@ from data_plane.cache import SnapshotCache
 from data_plane.fleet import FleetSync
 from data_plane.handlers import Gateway
 from data_plane.limits import Limiter
-from data_plane.metrics import CONTENT_TYPE, SyncCollector, render
+from data_plane.metrics import CONTENT_TYPE, Load, LoadCollector, SyncCollector, render
 from data_plane.pipeline.attempts import Upstreams
 from data_plane.routing.health import Health
 from data_plane.routing.report import HealthCollector
@@ -36,8 +36,10 @@ from shared.errors import (
     NotFound,
     ServiceUnavailable,
 )
+from shared.event_log import Unreadable
 from shared.routing import Timeouts
 from shared.secrets import SecretBox
+from shared.serve import CUT_SECONDS
 from shared.snapshot_codec import state_digest
 
 __all__ = ["DataPlane"]
@@ -52,6 +54,18 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 # CPU); requests free their objects by reference counting, so collections can be
 # rare. Measurements: docs/benchmarks.md.
 GC_YOUNG_THRESHOLD = 20_000
+
+
+def _blocked(blocked: Unreadable) -> dict[str, object]:
+    """What /readyz says of the event the snapshot is stopped at (an OpenAI-style error)."""
+    error = {
+        "message": str(blocked),
+        "type": "server_error",
+        "param": None,
+        "code": "snapshot_blocked",
+    }
+    where = {"position": blocked.position, "type": blocked.type, "schema": blocked.schema}
+    return {"error": error, "blocked": {**where, "reason": blocked.reason}}
 
 
 class DataPlane:
@@ -92,6 +106,8 @@ class DataPlane:
         self.registry.register(HealthCollector(self.health, self.holder))
         self.box = SecretBox(settings.secret_key)
         self.gateway: Gateway | None = None
+        self.load = Load()
+        self.registry.register(LoadCollector(self.load, self._open_streams))
         self._routes: dict[str, dict[str, Handler]] = {}
         # the paths whose clients speak another dialect than OpenAI's
         self._dialects: dict[str, Dialect] = {
@@ -99,6 +115,7 @@ class DataPlane:
             "/v1/messages/count_tokens": ANTHROPIC,
         }
         self._need_snapshot: set[Handler] = set()  # refused until a snapshot is loaded
+        self.draining = False  # SIGTERM came: not ready, finishing what is in flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -148,8 +165,22 @@ class DataPlane:
             "reconnects": follower.reconnects,
             "cache_position": self.cache.position,
         }
-        status = 200 if holder.loaded else 503
+        status = 200 if holder.loaded and not self.draining else 503
+        if self.draining:
+            body["status"] = "draining"
+        if follower.blocked is not None:  # still serving, but no longer following the log
+            status, body["status"] = 503, "blocked"
+            body.update(_blocked(follower.blocked))
         await send_response(send, status, msgspec.json.encode(body), (JSON,))
+
+    def drain(self) -> None:
+        """`shared.serve.Drains`: readiness turns 503; requests are still served."""
+        self.draining = True
+
+    async def cut(self) -> None:
+        """`shared.serve.Drains`: the streams still open end with an error event."""
+        if self.gateway is not None:
+            await self.gateway.streams.cut(CUT_SECONDS)
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_response(send, 200, render(self.registry), ((b"content-type", CONTENT_TYPE),))
@@ -186,6 +217,7 @@ class DataPlane:
             self.limiter,
             self.budgets,
             self.usage,
+            self.load,
         )
         self._routes = {
             "/healthz": {"GET": self._healthz},
@@ -219,6 +251,9 @@ class DataPlane:
         await self.cache.close()
         await session.close()
         await send({"type": "lifespan.shutdown.complete"})
+
+    def _open_streams(self) -> int:
+        return 0 if self.gateway is None else len(self.gateway.streams.open)
 
     def _usage_written(self, records: list[UsageRecord]) -> None:
         self.budgets.written([r.request_id for r in records])

@@ -19,6 +19,7 @@ from pathlib import Path
 import asyncpg
 import msgspec
 
+from shared.private_files import open_private
 from shared.queries import Q
 from shared.snapshot_codec import UnknownSchemaVersion, decode_state, encode_state_cooperatively
 from shared.state import State
@@ -102,9 +103,9 @@ class SnapshotCache:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a 0600 file beside `path` and move it there (see shared/private_files.py)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
+    with os.fdopen(open_private(tmp, append=False), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

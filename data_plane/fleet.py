@@ -25,13 +25,17 @@ from data_plane.routing.health import Health
 from data_plane.routing.report import report_health
 from data_plane.snapshot import SnapshotHolder
 from shared.budgets import budgeted_scopes, recorded_spend
+from shared.events import EVENT_SCHEMA
+from shared.quiet_log import Outage
+from shared.replicas import LIVENESS
 
 __all__ = ["FleetSync"]
 
 log = logging.getLogger("sluice.data_plane.fleet")
 
-IN_FLIGHT_TTL = 10.0  # seconds: a replica that stops reporting stops counting
+IN_FLIGHT_TTL = LIVENESS  # seconds: a replica that stops reporting stops counting
 HEALTH_INTERVAL = 2.0  # seconds between reports of deployment health
+HEARTBEAT_INTERVAL = 2.0  # seconds between heartbeats (well within LIVENESS)
 
 
 class FleetSync:
@@ -54,28 +58,23 @@ class FleetSync:
         self.replica = uuid.uuid4()
         self.failures = 0
         self._last_prune = 0.0
+        self._last_heartbeat = -HEARTBEAT_INTERVAL  # the first exchange reports at once
 
     async def run(self) -> None:
         pool = await asyncpg.create_pool(
             self._url, min_size=0, max_size=1, timeout=5, command_timeout=5
         )
+        outage = Outage(log, "fleet counters (database)")
         try:
             while True:
                 started = time.monotonic()
                 try:
                     async with asyncio.timeout(5), pool.acquire() as conn:
                         await self._exchange(conn)
-                except (
-                    OSError,
-                    asyncpg.PostgresError,
-                    asyncpg.InterfaceError,
-                    TimeoutError,
-                ) as exc:
+                    outage.ok()
+                except Exception as exc:
                     self.failures += 1
-                    log.warning("fleet counters unavailable (%s)", type(exc).__name__)
-                except Exception:
-                    self.failures += 1
-                    log.exception("sharing fleet counters failed; retrying")
+                    outage.failed(exc)
                 await asyncio.sleep(max(self.interval - (time.monotonic() - started), 0.01))
         finally:
             pool.terminate()
@@ -83,6 +82,10 @@ class FleetSync:
     async def _exchange(self, conn: asyncpg.Connection) -> None:
         limiter = self._limiter
         now = int(time.time())
+        if time.monotonic() - self._last_heartbeat > HEARTBEAT_INTERVAL:
+            # the control plane appends no event a live replica cannot apply
+            await conn.execute(Q.heartbeat, self.replica, EVENT_SCHEMA)
+            self._last_heartbeat = time.monotonic()
         dirty, limiter.dirty = limiter.dirty, set()
         try:
             rows = [(scope, second, *limiter.bucket(scope, second)) for scope, second in dirty]
@@ -129,3 +132,4 @@ class FleetSync:
             self._last_prune = time.monotonic()
             await conn.execute(Q.prune_counters, now - 2 * WINDOW)
             await conn.execute(Q.prune_in_flight, 6 * IN_FLIGHT_TTL)
+            await conn.execute(Q.prune_replicas, 6 * LIVENESS)

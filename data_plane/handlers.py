@@ -15,7 +15,9 @@ import msgspec
 
 from data_plane.asgi import JSON, Receive, Scope, Send, read_body, send_response
 from data_plane.budgets import Budgets
+from data_plane.drain import OpenStreams
 from data_plane.limits import Limiter
+from data_plane.metrics import Load
 from data_plane.pipeline import accounting
 from data_plane.pipeline.attempts import Upstreams
 from data_plane.pipeline.call import Call
@@ -42,6 +44,7 @@ class Gateway:
         limiter: Limiter,
         budgets: Budgets,
         usage: UsageRecorder,
+        load: Load,
     ) -> None:
         self.holder = holder
         self.upstreams = upstreams
@@ -49,6 +52,8 @@ class Gateway:
         self.limiter = limiter
         self.budgets = budgets
         self.usage = usage
+        self.streams = OpenStreams()  # for a drain to end those still open
+        self.load = load
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve(scope, receive, send, OPENAI, "chat")
@@ -66,6 +71,8 @@ class Gateway:
         state = self.holder.state
         key = authenticate(state, scope, x_api_key=dialect is ANTHROPIC)
         call = Call(uuid.uuid4(), started, created_at, state, key, dialect, operation)
+        load = self.load
+        load.requests += 1
         try:
             body = pass_gate(
                 call, await read_body(receive, self.max_body), self.limiter, self.budgets
@@ -81,12 +88,15 @@ class Gateway:
                 return
             kept = body if route.continuation else None
             del body  # a long stream need not hold the parsed prompt
-            await relay_stream(self.upstreams, call, committed, kept, receive, send, headers)
+            await relay_stream(
+                self.upstreams, call, committed, kept, receive, send, headers, self.streams
+            )
         except GatewayError as exc:
             call.status, call.error_code = dialect.status(exc), exc.code
             _for_client(call, exc)
             raise
         finally:
+            load.requests -= 1
             accounting.settle(call, self.limiter, self.budgets, self.usage)
 
     async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,8 +1,12 @@
-"""Prometheus metrics of the data plane, read at scrape time (nothing on the request path)."""
+"""Prometheus metrics of the data plane, read at scrape time.
+
+The request path only adds to and takes from one integer (`Load`); everything else is
+read from the objects it describes when Prometheus scrapes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -11,10 +15,52 @@ from prometheus_client.registry import Collector
 from data_plane.cache import SnapshotCache
 from data_plane.snapshot import SnapshotHolder
 from data_plane.sync import Follower
+from shared.event_log import REASONS
+from shared.events import EVENT_SCHEMA
 
-__all__ = ["CONTENT_TYPE", "SyncCollector", "render"]
+__all__ = [
+    "CONTENT_TYPE",
+    "OPEN_STREAMS",
+    "REQUESTS_IN_FLIGHT",
+    "Load",
+    "LoadCollector",
+    "SyncCollector",
+    "render",
+]
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+# The autoscaler's signals (deploy/k8s/prometheus-adapter/rules.yaml reads them).
+REQUESTS_IN_FLIGHT = "sluice_requests_in_flight"
+OPEN_STREAMS = "sluice_streams_open"
+
+
+class Load:
+    """Model requests being served by this replica: a plain integer (one event loop, so
+    no lock; a gauge object would take one per change)."""
+
+    __slots__ = ("requests",)
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+
+class LoadCollector(Collector):
+    """Requests in flight (`Load`) and open streams (`open_streams()`: the size of the
+    set the drain keeps of them, `data_plane/drain.py`), read at scrape time."""
+
+    def __init__(self, load: Load, open_streams: Callable[[], int]) -> None:
+        self.load, self.open_streams = load, open_streams
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield _gauge(
+            REQUESTS_IN_FLIGHT,
+            "Model requests (chat, messages, embeddings) being served by this replica.",
+            self.load.requests,
+        )
+        yield _gauge(
+            OPEN_STREAMS, "Streamed responses being relayed by this replica.", self.open_streams()
+        )
 
 
 class SyncCollector(Collector):
@@ -67,6 +113,23 @@ class SyncCollector(Collector):
         rejected.add_metric(["disk_cache"], self.cache.refused)
         rejected.add_metric(["events"], counters.failed_syncs)
         yield rejected
+        blocked = GaugeMetricFamily(
+            "sluice_snapshot_blocked",
+            "1 while the follower is stopped at an event this build cannot apply, for `reason`.",
+            labels=["reason"],
+        )
+        for reason in REASONS:
+            stopped = counters.blocked is not None and counters.blocked.reason == reason
+            blocked.add_metric([reason], int(stopped))
+        yield blocked
+        yield _gauge(
+            "sluice_snapshot_blocked_position",
+            "Position of the event the follower is stopped at (0: none).",
+            0 if counters.blocked is None else counters.blocked.position,
+        )
+        yield _gauge(
+            "sluice_event_schema", "Newest event schema this build understands.", EVENT_SCHEMA
+        )
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -12,6 +12,12 @@ start does the data plane serve its local disk cache ("stale"); the first
 contact then checks that cache against the database before building on it.
 If PostgreSQL goes away later, the last snapshot keeps serving while the
 follower reconnects with backoff and jitter.
+
+An event this build cannot apply (`shared.event_log.Unreadable`: written by a
+newer control plane) is never skipped: the follower applies the events before
+it, then stops there, says so once in the log, in /readyz and in the metrics
+(`blocked`), and keeps serving that snapshot. Every later sync tries again, so
+it moves on if the event becomes readable, and a newer build moves on at start.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ import asyncpg
 
 from data_plane.cache import SnapshotCache
 from data_plane.snapshot import SnapshotHolder
-from shared.event_log import catch_up
-from shared.snapshots import load_state
+from shared.event_log import END, Unreadable, fold
+from shared.quiet_log import Outage
+from shared.snapshots import snapshot_state
 from shared.state import State
 
 __all__ = ["FOLLOWER_APPLICATION_NAME", "Follower", "SyncCounters"]
@@ -34,7 +41,6 @@ __all__ = ["FOLLOWER_APPLICATION_NAME", "Follower", "SyncCounters"]
 log = logging.getLogger("sluice.data_plane.sync")
 
 FOLLOWER_APPLICATION_NAME = "sluice-data-plane-follower"
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 class SyncCounters:
@@ -47,6 +53,7 @@ class SyncCounters:
         self.failed_syncs = 0  # syncs whose events could not be applied
         self.latest_known = 0  # the newest position heard of (notified or read)
         self.connected = False
+        self.blocked: Unreadable | None = None  # the event the follower stopped at
 
 
 class Follower:
@@ -69,6 +76,7 @@ class Follower:
         self.counters = SyncCounters()
         self._ever_connected = False
         self._cache_tried = False
+        self._outage = Outage(log, "event log (database)")
 
     async def run(self) -> None:
         """Follow until cancelled."""
@@ -77,11 +85,9 @@ class Follower:
             was_connected = False
             try:
                 await self._follow()
-                log.warning("event log connection closed by the server; reconnecting")
-            except _DB_ERRORS as exc:
-                log.warning("event log connection lost (%s); reconnecting", type(exc).__name__)
-            except Exception:
-                log.exception("event log follower failed; retrying")
+                self._outage.failed(ConnectionError("connection closed by the server"))
+            except Exception as exc:
+                self._outage.failed(exc)
             finally:
                 was_connected = self.counters.connected
                 self.counters.connected = False
@@ -128,6 +134,7 @@ class Follower:
             # Listen first, then read: a commit between the two is caught by either.
             await conn.add_listener(self._channel, on_notify)
             self.counters.connected = True
+            self._outage.ok()
             if self._ever_connected:
                 self.counters.reconnects += 1
             self._ever_connected = True
@@ -146,7 +153,7 @@ class Follower:
         holder = self._holder
         if holder.loaded and await self._cache.matches(conn, holder.state):
             return holder.state  # booted from the cache while the database was away
-        state, refused = await load_state(conn)
+        state, refused = await snapshot_state(conn, END)  # the sync folds the events after it
         self.counters.snapshots_refused += refused
         return state
 
@@ -155,7 +162,7 @@ class Follower:
         current = holder.state
         try:
             start = current if holder.synced else await self._starting_state(conn)
-            new = await catch_up(conn, start)
+            new, blocked = await fold(conn, start)
         except (KeyError, ValueError, TypeError):
             self.counters.failed_syncs += 1
             log.exception(
@@ -165,5 +172,18 @@ class Follower:
         if new is not current:
             holder.swap(new)
         holder.mark_synced()
+        self._blocked(blocked)
         self.counters.latest_known = max(self.counters.latest_known, new.position)
         await self._cache.write_soon(conn, new)
+
+    def _blocked(self, blocked: Unreadable | None) -> None:
+        """Record where the follower stopped (logged once per event), or that it did not."""
+        was = self.counters.blocked
+        self.counters.blocked = blocked
+        if blocked is not None:
+            self.counters.latest_known = max(self.counters.latest_known, blocked.position)
+            if was is None or was.position != blocked.position:
+                position = self._holder.state.position
+                log.error("snapshot blocked: %s; serving the snapshot at %d", blocked, position)
+        elif was is not None:
+            log.warning("snapshot unblocked: event %d applied", was.position)

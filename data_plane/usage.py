@@ -24,6 +24,8 @@ import asyncpg
 import msgspec
 
 from data_plane.queries import Q
+from shared.private_files import open_private
+from shared.quiet_log import Outage
 
 __all__ = ["UsageRecord", "UsageRecorder"]
 
@@ -118,19 +120,17 @@ class UsageRecorder:
             self._url, min_size=0, max_size=2, timeout=5, command_timeout=30
         )
         backoff = self._interval
+        outage = Outage(log, "usage recording (database)")
         while True:
             await asyncio.sleep(backoff)
             try:
                 await self._replay_spool()
                 await self._write_buffer()
+                outage.ok()
                 backoff = self._interval
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # the records wait, in memory or in the spool
                 self.failures += 1
-                log.warning("usage records wait for the database (%s)", type(exc).__name__)
-                backoff = min(backoff * 2, 5.0)
-            except Exception:
-                self.failures += 1
-                log.exception("writing usage records failed; retrying")
+                outage.failed(exc)
                 backoff = min(backoff * 2, 5.0)
 
     async def close(self, grace: float = 5.0) -> None:
@@ -219,8 +219,7 @@ class UsageRecorder:
         if path is None:
             return False
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("ab") as f:
+            with os.fdopen(open_private(path, append=True), "ab") as f:  # 0600, folder 0700
                 f.write(b"".join(_encode_line(r) + b"\n" for r in records))
                 f.flush()
                 os.fsync(f.fileno())

@@ -3,7 +3,10 @@
 #
 # Data lives under .sluice/pg (git-ignored), the server listens on 127.0.0.1 only,
 # and runs as the `postgres` user when we are root (PostgreSQL refuses root).
-# Durability is traded for speed (fsync off): this server is for dev and tests only.
+# Durability (fsync, full_page_writes, synchronous_commit) is kept unless
+# SLUICE_PG_FAST=1 trades it for speed, as the tests and benchmarks do. The setting
+# lives in $DATA/sluice-durability.conf and is applied to a running server too
+# (by a reload), so `make run` after `make test` gets its durability back.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,17 +73,60 @@ init_cluster() {
     --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 }
 
+# on (durable) unless SLUICE_PG_FAST=1
+wanted_durability() {
+  if [ "${SLUICE_PG_FAST:-}" = 1 ]; then echo off; else echo on; fi
+}
+
+# Write the durability settings the server reads at start and at a reload.
+write_durability() {
+  local value conf=$DATA/sluice-durability.conf
+  value=$(wanted_durability)
+  grep -q "sluice-durability.conf" "$DATA/postgresql.conf" ||
+    echo "include_if_exists = 'sluice-durability.conf'" >>"$DATA/postgresql.conf"
+  printf 'fsync = %s\nfull_page_writes = %s\nsynchronous_commit = %s\n' \
+    "$value" "$value" "$value" >"$conf"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$conf"
+  return 0
+}
+
+sql() {
+  "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U "$SUPERUSER" -d postgres -tAc "$1"
+}
+
+# A server that was already running: reload it if its durability is not the one asked for.
+apply_durability() {
+  local value source i
+  value=$(wanted_durability)
+  [ "$(sql "SHOW fsync")" = "$value" ] && return 0
+  source=$(sql "SELECT source FROM pg_settings WHERE name = 'fsync'")
+  if [ "$source" = "command line" ]; then
+    say "warning: this server was started with fsync on its command line; run"
+    say "\`$0 stop\` and start it again to get fsync = $value"
+    return 0
+  fi
+  sql "SELECT pg_reload_conf()" >/dev/null
+  for i in $(seq 50); do
+    [ "$(sql "SHOW fsync")" = "$value" ] && break
+    sleep 0.1
+  done
+  [ "$value" = on ] && sql "CHECKPOINT" >/dev/null  # what was written unsynced, to disk
+  say "durability settings now $value"
+}
+
 start() {
   ensure_binaries
   [ -f "$DATA/PG_VERSION" ] || init_cluster
+  write_durability
   if ! is_running; then
     touch "$LOG"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$LOG"
     as_owner "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start -o \
       "-c listen_addresses=127.0.0.1 -p $PORT -c unix_socket_directories='' \
-       -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
        -c max_connections=300" >/dev/null
-    say "started on 127.0.0.1:$PORT (log: $LOG)"
+    say "started on 127.0.0.1:$PORT (fsync $(wanted_durability); log: $LOG)"
+  else
+    apply_durability
   fi
   create_db "${1:-sluice}"
 }

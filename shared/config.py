@@ -36,6 +36,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     usage_flush_interval: float = 0.25
     fleet_sync_interval: float = 0.25
     budget_check_interval: float = 1.0
+    # On SIGTERM: readiness turns 503 at once, new connections are accepted for
+    # `drain_delay_seconds` more, then requests in flight get `drain_grace_seconds`.
+    drain_delay_seconds: float = 5.0
+    drain_grace_seconds: float = 30.0
     # OIDC for the admin API (off unless an issuer is set): JWTs from `oidc_issuer`
     # for `oidc_audience`, keys from a JWKS URL or file, role and tenant from claims.
     oidc_issuer: str = ""

@@ -16,6 +16,8 @@ import msgspec
 from shared.routing import BreakerPolicy, Deployment, RetryPolicy
 
 __all__ = [
+    "EVENT_SCHEMA",
+    "EVENT_SCHEMAS",
     "PAYLOAD_TYPES",
     "AdminTokenCreated",
     "AdminTokenRevoked",
@@ -45,6 +47,7 @@ __all__ = [
     "TenantRenamed",
     "decode_payload",
     "encode_payload",
+    "schema_of",
 ]
 
 
@@ -282,6 +285,17 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         AdminTokenRevoked,
     )
 }
+
+# The event schema in which each type appeared, or last changed meaning. A build that
+# understands schema N applies every type listed here with a schema <= N; a new type,
+# or a new field that changes what an old type means, takes the next number.
+EVENT_SCHEMAS: dict[str, int] = dict.fromkeys(PAYLOAD_TYPES, 1)
+EVENT_SCHEMA = max(EVENT_SCHEMAS.values())  # the newest schema this build understands
+
+
+def schema_of(type_: str) -> int:
+    """The schema an event of `type_` is written with."""
+    return EVENT_SCHEMAS[type_]
 
 
 def event_type(payload: Payload) -> str:

@@ -15,14 +15,14 @@ from shared.queries import Q
 from shared.snapshot_codec import UnknownSchemaVersion, decode_state, encode_state
 from shared.state import SCHEMA_VERSION, State
 
-__all__ = ["KEEP_SNAPSHOTS", "load_state", "write_snapshot"]
+__all__ = ["KEEP_SNAPSHOTS", "load_state", "snapshot_state", "write_snapshot"]
 
 log = logging.getLogger("sluice.snapshots")
 KEEP_SNAPSHOTS = 5
 _UNREADABLE = (UnknownSchemaVersion, msgspec.DecodeError, msgspec.ValidationError)
 
 
-async def _snapshot_state(conn: asyncpg.Connection, at: int) -> tuple[State, int]:
+async def snapshot_state(conn: asyncpg.Connection, at: int) -> tuple[State, int]:
     """The newest readable snapshot at or before `at` (or the empty state), and how
     many newer ones were refused as unreadable (another schema version, corrupt)."""
     refused = 0
@@ -43,7 +43,7 @@ async def _snapshot_state(conn: asyncpg.Connection, at: int) -> tuple[State, int
 
 async def load_state(conn: asyncpg.Connection, at: int = END) -> tuple[State, int]:
     """The state after event `at` (default: the newest), and how many snapshots were refused."""
-    state, refused = await _snapshot_state(conn, at)
+    state, refused = await snapshot_state(conn, at)
     return await catch_up(conn, state, upto=at), refused
 
 

@@ -14,12 +14,14 @@ import aiohttp
 import pytest
 from immutables import Map
 
+from data_plane.drain import OpenStreams
 from data_plane.limits import Limiter
 from data_plane.pipeline.attempts import Upstreams
 from data_plane.pipeline.call import Call
 from data_plane.pipeline.relay import relay_stream
 from data_plane.routing.health import Health
 from data_plane.translate.dialects import OPENAI
+from shared.errors import ServiceUnavailable
 from shared.routing import Deployment
 from shared.secrets import SecretBox
 from shared.state import ApiKey, Provider, Route, State
@@ -59,14 +61,21 @@ def _call(fake_url: str) -> Call:
 
 
 async def _start_slow_stream(
-    fake_url: str, session: aiohttp.ClientSession, server: _ServerSide, call: Call
+    fake_url: str,
+    session: aiohttp.ClientSession,
+    server: _ServerSide,
+    call: Call,
+    streams: OpenStreams | None = None,
 ) -> asyncio.Task[None]:
     upstreams = Upstreams(session, Health(), Limiter(), BOX)
+    open_streams = streams or OpenStreams()
 
     async def run() -> None:
         body = chat_body(stream=True)
         committed = await upstreams.commit(call, body)
-        await relay_stream(upstreams, call, committed, None, server.receive, server.send, [])
+        await relay_stream(
+            upstreams, call, committed, None, server.receive, server.send, [], open_streams
+        )
 
     session.headers["x-fake-delay-ms"] = "300"
     task = asyncio.create_task(run())
@@ -93,3 +102,17 @@ async def test_a_shutdown_is_not_mistaken_for_a_client_that_left(fake_url: str) 
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
     assert task.cancelled()
+
+
+async def test_a_drain_cut_ends_the_stream_with_an_error(fake_url: str) -> None:
+    server, call, streams = _ServerSide(), _call(fake_url), OpenStreams()
+    async with aiohttp.ClientSession() as session:
+        task = await _start_slow_stream(fake_url, session, server, call, streams)
+        assert streams.open == {task}
+        await streams.cut(5)
+        assert task.done()
+        with pytest.raises(ServiceUnavailable) as raised:
+            task.result()  # the handler sends it as the final error event and records it
+    assert raised.value.code == "shutting_down"
+    assert not streams.open
+    assert not call.disconnected

@@ -16,7 +16,7 @@ from litestar.params import HeaderParameter, Parameter, QueryParameter
 from control_plane.auth import IDENTITY
 from control_plane.errors import BadRequest, Invalid, NotFound
 from control_plane.identity import Identity
-from control_plane.store import Decide, EventStore
+from control_plane.store import FORCE_SCHEMA, Decide, EventStore
 from shared.events import Event
 
 __all__ = [
@@ -118,8 +118,19 @@ _ETAG = re.compile(IF_MATCH)
 
 
 def get_store(request: Request[Any, Any, Any]) -> EventStore:
+    """The event store, forcing events of any schema if the request says
+    `X-Sluice-Force-Schema: true` (the one place that header is read)."""
     store: EventStore = request.app.state.store
-    return store
+    force = request.headers.get(FORCE_SCHEMA)
+    if force is None or force.lower() == "false":
+        return store
+    if force.lower() != "true":
+        raise BadRequest(
+            f"{FORCE_SCHEMA} must be true or false, not {force[:64]!r}",
+            field=FORCE_SCHEMA,
+            source="header",
+        )
+    return store.forcing_schema()
 
 
 def identity_of(request: Request[Any, Any, Any]) -> Identity:

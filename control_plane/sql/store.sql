@@ -10,9 +10,17 @@ FROM events
 WHERE stream = $1;
 
 -- name: insert_event
-INSERT INTO events (stream, stream_version, type, data, actor, tenant_id)
-VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+INSERT INTO events (stream, stream_version, type, data, actor, tenant_id, event_schema)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)
 RETURNING position, created_at;
 
 -- name: notify
 SELECT pg_notify($1, $2);
+
+-- name: replicas_behind
+-- Live data plane replicas (a heartbeat within $2 seconds) that understand an event
+-- schema older than $1.
+SELECT replica, event_schema
+FROM fleet_replicas
+WHERE event_schema < $1 AND seen_at > now() - make_interval(secs => $2)
+ORDER BY replica;

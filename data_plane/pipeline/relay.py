@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from data_plane.asgi import JSON, Receive, Send, send_response
+from data_plane.drain import OpenStreams, shutting_down
 from data_plane.pipeline.attempts import Committed, Relayed, Upstreams
 from data_plane.pipeline.call import Call
 from data_plane.transport.attempt import transport_error
@@ -53,9 +54,11 @@ async def relay_stream(
     receive: Receive,
     send: Send,
     headers: list[tuple[bytes, bytes]],
+    streams: OpenStreams,
 ) -> None:
     """Relay in this task; a second one waits for the client to leave and then
-    cancels this one, which drops the upstream connection at once."""
+    cancels this one, which drops the upstream connection at once. A drain's
+    cut (`streams`) cancels it too; the stream then ends with an error event."""
     call.status = 200
     try:
         await send(
@@ -71,15 +74,19 @@ async def relay_stream(
     watch = asyncio.ensure_future(_cancel_on_disconnect(receive, relaying, call))
     state = committed.state
     assert state is not None
+    streams.open.add(relaying)
     try:
         await _relay(upstreams, call, committed, state, body, send)
     except asyncio.CancelledError:
+        if streams.was_cut(relaying):
+            raise shutting_down() from None
         # the watch's cancellation is expected; any other (a shutdown) goes on
         if not call.disconnected or relaying.uncancel() > 0:
             raise
     except OSError:  # the client went away while we were writing to it
         call.disconnected = True
     finally:
+        streams.open.discard(relaying)
         watch.cancel()
         call.content_events = state.content_events
         if state.malformed:

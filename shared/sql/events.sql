@@ -1,7 +1,7 @@
 -- Reading the event log: both planes fold these rows with shared.reducer.apply.
 
 -- name: events_between
-SELECT position, stream, stream_version, type, data, actor, created_at
+SELECT position, stream, stream_version, type, data, actor, created_at, event_schema
 FROM events
 WHERE position > $1 AND position <= $2
 ORDER BY position

@@ -57,11 +57,14 @@ def _settings_env(state_dir: Path) -> dict[str, str]:
     env.setdefault("SLUICE_CONTROL_PLANE_PORT", "8081")
     env.setdefault("SLUICE_DATA_PLANE_PORT", "8080")
     env.setdefault("SLUICE_FAKE_PROVIDER_PORT", "9090")
+    # no load balancer to drop a local replica: Ctrl-C stops at once, streams still finish
+    env.setdefault("SLUICE_DRAIN_DELAY_SECONDS", "0")
     return env
 
 
 def _start_postgres(env: dict[str, str]) -> bool:
-    """Start the local server unless another database was given; True if we started it."""
+    """Start the local server unless another database was given; True if we started it.
+    The server keeps its durability settings unless SLUICE_PG_FAST=1 (scripts/pg.sh)."""
     local = subprocess.run([str(PG_SCRIPT), "url"], check=True, capture_output=True, text=True)
     local_url = local.stdout.strip()
     if os.environ.get("SLUICE_DATABASE_URL", local_url) != local_url:

@@ -30,7 +30,8 @@ def server_url() -> str:
     if url:
         return url
     script = str(ROOT / "scripts" / "pg.sh")
-    subprocess.run([script, "start"], check=True, capture_output=True)
+    fast = {**os.environ, "SLUICE_PG_FAST": "1"}  # durability off: a server for tests
+    subprocess.run([script, "start"], check=True, capture_output=True, env=fast)
     result = subprocess.run([script, "url", "postgres"], check=True, capture_output=True, text=True)
     return result.stdout.strip()
 

@@ -24,6 +24,7 @@ class OwnPostgres:
             **os.environ,
             "SLUICE_PG_DATA": str(self.base / "data"),
             "SLUICE_PG_PORT": str(self.port),
+            "SLUICE_PG_FAST": "1",  # durability off: a server for tests
         }
 
     def _pg(self, *args: str) -> None:

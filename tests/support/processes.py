@@ -32,6 +32,8 @@ class Server:
         self.log_path = log_dir / f"{name}.log"
         if module == "data_plane":  # a usage spool of its own unless told otherwise
             env = {"SLUICE_USAGE_SPOOL": str(log_dir / f"{name}.spool"), **env}
+        if module in ("data_plane", "control_plane"):  # `stop` need not wait for endpoints
+            env = {"SLUICE_DRAIN_DELAY_SECONDS": "0", **env}
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, *args],
