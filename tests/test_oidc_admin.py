@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -78,28 +78,26 @@ async def test_a_tenant_admin_jwt_acts_for_its_tenant_as_its_subject(
     assert [(e["type"], e["tenant_id"]) for e in events] == [("key.created", mine["id"])]
 
 
-@pytest.mark.parametrize(
-    ("token", "reason"),
-    [
-        (mint(claims(lifetime=-120), FIRST), "expired"),
-        (mint(claims(iss="https://elsewhere.test"), FIRST), "issuer"),
-        (mint(claims(aud="another-app"), FIRST), "(aud)"),
-        (mint(claims(), FIRST, kid="nobody"), "key"),
-        (mint(claims(), None, alg="none"), "algorithm"),
-        (mint(claims(), STRANGER), "signature"),
-        (mint(claims(role="viewer"), FIRST), 'must name its tenant (or "*" for all tenants)'),
-    ],
-    ids=[
-        "expired",
-        "wrong-issuer",
-        "wrong-audience",
-        "unknown-kid",
-        "alg-none",
-        "other-key",
-        "viewer-without-tenant",
-    ],
-)
-def test_refused_tokens_are_401_with_the_reason(oidc_url: str, token: str, reason: str) -> None:
+# Minted when the test runs, not at import: a suite slower than a token's lifetime
+# would otherwise see every one of them expired.
+REFUSED: dict[str, tuple[Callable[[], str], str]] = {
+    "expired": (lambda: mint(claims(lifetime=-120), FIRST), "expired"),
+    "wrong-issuer": (lambda: mint(claims(iss="https://elsewhere.test"), FIRST), "issuer"),
+    "wrong-audience": (lambda: mint(claims(aud="another-app"), FIRST), "(aud)"),
+    "unknown-kid": (lambda: mint(claims(), FIRST, kid="nobody"), "key"),
+    "alg-none": (lambda: mint(claims(), None, alg="none"), "algorithm"),
+    "other-key": (lambda: mint(claims(), STRANGER), "signature"),
+    "viewer-without-tenant": (
+        lambda: mint(claims(role="viewer"), FIRST),
+        'must name its tenant (or "*" for all tenants)',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_refused_tokens_are_401_with_the_reason(oidc_url: str, case: str) -> None:
+    make, reason = REFUSED[case]
+    token = make()
     resp = _call(oidc_url, token, "GET", "/me")
     assert resp.status_code == 401, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json")
