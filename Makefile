@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: run test install lint check-sql pg-start pg-stop lock bench bench-compare bench-memory bench-soak bench-stack bench-propagation bench-routing bench-dialects clean
+.PHONY: run test install lint check-sql pg-start pg-stop lock bench bench-compare bench-memory bench-soak bench-stack bench-propagation bench-routing bench-dialects bench-workers bench-tracing clean
 
 run: install
 	$(BIN)/sluice run
@@ -87,3 +87,17 @@ bench-stack: install
 bench-dialects: install
 	$(BIN)/python -m bench.dialects
 	$(BIN)/python -m bench.stack --sluice-only
+
+# Req/s with tracing off and on, and the data plane of commit BEFORE (HEAD by default:
+# this tree against the last commit), run from a worktree (docs/benchmarks.md).
+BEFORE ?= HEAD
+bench-tracing: install
+	git worktree remove --force /tmp/sluice-bench-before 2>/dev/null || true
+	git worktree add --detach /tmp/sluice-bench-before $(BEFORE)
+	$(BIN)/python -m bench.tracing --before /tmp/sluice-bench-before; rc=$$?; \
+	  git worktree remove --force /tmp/sluice-bench-before; exit $$rc
+
+# One data plane with `--workers 1` against `--workers 2`, interleaved rounds
+# (docs/benchmarks.md).
+bench-workers: install
+	$(BIN)/python -m bench.workers

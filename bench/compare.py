@@ -21,7 +21,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ WORK = ROOT / ".bench" / "compare"
 GATEWAY_CORE, CLIENT_CORE = "0", "1"
 
 
-def bench_proc(name: str, cmd: list[str], env: dict[str, str], core: str) -> Proc:
+def bench_proc(name: str, cmd: list[str], env: dict[str, str], core: str | None) -> Proc:
     return Proc(name, cmd, env, WORK / f"{name}.log", core)
 
 
@@ -66,7 +66,13 @@ def start_sluice(
     procs: list[Proc],
     cleanups: list[Callable[[], None]],
     module: str = "data_plane",
+    args: Sequence[str] = (),
+    core: str | None = GATEWAY_CORE,
+    data_plane_env: dict[str, str] | None = None,
 ) -> Target:
+    """Sluice with a scratch database, a key and a route; its data plane started with
+    `args` (and `data_plane_env` added to its environment) and pinned to `core` (None:
+    not pinned)."""
     url, drop_database = scratch_database("sluice_compare")
     cleanups.append(drop_database)
     env = {
@@ -111,9 +117,9 @@ def start_sluice(
     admin.close()
     dp = bench_proc(
         "sluice-data-plane",
-        [sys.executable, "-m", module, "--port", str(dp_port)],
-        env,
-        GATEWAY_CORE,
+        [sys.executable, "-m", module, "--port", str(dp_port), *args],
+        {**env, **(data_plane_env or {})},
+        core,
     )
     procs.append(dp)
     dp.wait_http(f"http://127.0.0.1:{dp_port}/readyz")

@@ -18,6 +18,7 @@ from litestar.types import (
 )
 
 from control_plane.app import create_app
+from control_plane.body_deadline import BodyDeadline
 from control_plane.errors import PROBLEM_JSON, ProblemDetails
 from shared.serve import serve
 
@@ -74,7 +75,9 @@ class Draining:
 def main(argv: list[str] | None = None) -> None:
     serve(
         "sluice control-plane",
-        lambda settings: Draining(create_app(settings)),
+        lambda settings: Draining(
+            BodyDeadline(create_app(settings), settings.body_timeout_seconds)
+        ),
         lambda s: (s.control_plane_host, s.control_plane_port),
         argv=argv,
     )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -16,6 +17,7 @@ from data_plane.asgi import JSON, Receive, Responder, Scope, Send, send_error, s
 from data_plane.budgets import Budgets
 from data_plane.cache import SnapshotCache
 from data_plane.fleet import FleetSync
+from data_plane.genai_metrics import GenAIMetrics
 from data_plane.handlers import Gateway
 from data_plane.limits import Limiter
 from data_plane.metrics import CONTENT_TYPE, Load, LoadCollector, SyncCollector, render
@@ -24,6 +26,7 @@ from data_plane.routing.health import Health
 from data_plane.routing.report import HealthCollector
 from data_plane.snapshot import SnapshotHolder
 from data_plane.sync import Follower
+from data_plane.tracing import Tracing
 from data_plane.translate.dialect import Dialect
 from data_plane.translate.dialects import ANTHROPIC, OPENAI
 from data_plane.transport.attempt import client_timeout
@@ -108,6 +111,7 @@ class DataPlane:
         self.gateway: Gateway | None = None
         self.load = Load()
         self.registry.register(LoadCollector(self.load, self._open_streams))
+        self.genai = GenAIMetrics(self.registry, settings.metrics_tenant_cap)
         self._routes: dict[str, dict[str, Handler]] = {}
         # the paths whose clients speak another dialect than OpenAI's
         self._dialects: dict[str, Dialect] = {
@@ -150,7 +154,9 @@ class DataPlane:
             await send_error(out, error, dialect)
 
     async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send_response(send, 200, b'{"status":"ok"}', (JSON,))
+        """Alive; says which process and fleet replica answered (`--workers` shares a port)."""
+        body = {"status": "ok", "pid": os.getpid(), "replica": str(self.fleet.replica)}
+        await send_response(send, 200, msgspec.json.encode(body), (JSON,))
 
     async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
         """200 once there is a snapshot to serve: "ready" when it came from the
@@ -203,21 +209,27 @@ class DataPlane:
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         # every attempt brings its deployment's timeouts; these only back them up
         timeout = client_timeout(Timeouts(), True)
+        otlp = self.settings.otlp_endpoint
+        tracing = Tracing(otlp) if otlp else None
         session = aiohttp.ClientSession(
             timeout=timeout,
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             cookie_jar=aiohttp.DummyCookieJar(),  # an upstream's cookies are no tenant's
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
+            trace_configs=None if tracing is None else [tracing.trace_config()],
         )
         self.gateway = Gateway(
             self.holder,
             Upstreams(session, self.health, self.limiter, self.box),
             self.settings.max_request_bytes,
+            self.settings.body_timeout_seconds,
             self.limiter,
             self.budgets,
             self.usage,
             self.load,
+            self.genai,
+            tracing,
         )
         self._routes = {
             "/healthz": {"GET": self._healthz},
@@ -250,6 +262,8 @@ class DataPlane:
         await self.usage.close()  # in-flight requests are done: write or spool their records
         await self.cache.close()
         await session.close()
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)
         await send({"type": "lifespan.shutdown.complete"})
 
     def _open_streams(self) -> int:

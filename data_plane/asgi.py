@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from data_plane.translate.dialect import Dialect
-from shared.errors import GatewayError, PayloadTooLarge
+from shared.errors import GatewayError, PayloadTooLarge, RequestTimeout
 
 __all__ = [
     "JSON",
@@ -36,21 +37,36 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body; `PayloadTooLarge` past `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionResetError("client went away while sending the body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+async def read_body(receive: Receive, limit: int, within: float) -> bytes:
+    """The whole request body; `PayloadTooLarge` past `limit` bytes, `RequestTimeout`
+    when the rest of it takes longer than `within` seconds to arrive. Most bodies
+    come whole in the first message, and no timer is set for them."""
+    message = await receive()
+    chunk = _chunk(message, 0, limit)
+    if not message.get("more_body", False):
+        return chunk
+    chunks = [chunk]
+    size = len(chunk)
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                message = await receive()
+                chunk = _chunk(message, size, limit)
+                size += len(chunk)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {within:g} s") from None
+
+
+def _chunk(message: Message, size: int, limit: int) -> bytes:
+    if message["type"] == "http.disconnect":
+        raise ConnectionResetError("client went away while sending the body")
+    chunk: bytes = message.get("body", b"")
+    if size + len(chunk) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    return chunk
 
 
 async def send_response(

@@ -16,6 +16,7 @@ import msgspec
 from data_plane.asgi import JSON, Receive, Scope, Send, read_body, send_response
 from data_plane.budgets import Budgets
 from data_plane.drain import OpenStreams
+from data_plane.genai_metrics import GenAIMetrics
 from data_plane.limits import Limiter
 from data_plane.metrics import Load
 from data_plane.pipeline import accounting
@@ -25,6 +26,7 @@ from data_plane.pipeline.gate import authenticate, parse_body, pass_gate, route_
 from data_plane.pipeline.relay import relay_stream, send_whole
 from data_plane.policy import check_model, estimate_prompt_tokens, policies_for
 from data_plane.snapshot import SnapshotHolder
+from data_plane.tracing import Tracing
 from data_plane.translate.dialect import Dialect
 from data_plane.translate.dialects import ANTHROPIC, OPENAI
 from data_plane.usage import UsageRecorder
@@ -41,19 +43,25 @@ class Gateway:
         holder: SnapshotHolder,
         upstreams: Upstreams,
         max_body: int,
+        body_timeout: float,
         limiter: Limiter,
         budgets: Budgets,
         usage: UsageRecorder,
         load: Load,
+        metrics: GenAIMetrics,
+        tracing: Tracing | None = None,
     ) -> None:
         self.holder = holder
         self.upstreams = upstreams
         self.max_body = max_body
+        self.body_timeout = body_timeout
         self.limiter = limiter
         self.budgets = budgets
         self.usage = usage
         self.streams = OpenStreams()  # for a drain to end those still open
         self.load = load
+        self.metrics = metrics
+        self.tracing = tracing  # None: off
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve(scope, receive, send, OPENAI, "chat")
@@ -71,11 +79,20 @@ class Gateway:
         state = self.holder.state
         key = authenticate(state, scope, x_api_key=dialect is ANTHROPIC)
         call = Call(uuid.uuid4(), started, created_at, state, key, dialect, operation)
-        load = self.load
+        if self.tracing is None:
+            await self._run(call, receive, send)
+        else:
+            await self.tracing.request(call, scope, self._run(call, receive, send))
+
+    async def _run(self, call: Call, receive: Receive, send: Send) -> None:
+        dialect, load = call.dialect, self.load
         load.requests += 1
         try:
             body = pass_gate(
-                call, await read_body(receive, self.max_body), self.limiter, self.budgets
+                call,
+                await read_body(receive, self.max_body, self.body_timeout),
+                self.limiter,
+                self.budgets,
             )
             accounting.begin(call, self.budgets)
             route = call.route
@@ -97,14 +114,14 @@ class Gateway:
             raise
         finally:
             load.requests -= 1
-            accounting.settle(call, self.limiter, self.budgets, self.usage)
+            accounting.settle(call, self.limiter, self.budgets, self.usage, self.metrics)
 
     async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Anthropic's token count, estimated (about four characters a token); the
         `x-sluice-estimate` header says so. Nothing is sent upstream or counted."""
         state = self.holder.state
         key = authenticate(state, scope, x_api_key=True)
-        body, model, _ = parse_body(await read_body(receive, self.max_body))
+        body, model, _ = parse_body(await read_body(receive, self.max_body, self.body_timeout))
         ANTHROPIC.request({**body, "max_tokens": 1})  # the same checks as a message's
         route_for(state, key, model)
         check_model(policies_for(state, key), model)

@@ -36,10 +36,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     usage_flush_interval: float = 0.25
     fleet_sync_interval: float = 0.25
     budget_check_interval: float = 1.0
+    # OpenTelemetry traces over OTLP/HTTP (off unless set), e.g. http://127.0.0.1:4318;
+    # GenAI metrics on /metrics count at most this many tenants, the rest as "other".
+    otlp_endpoint: str = ""
+    metrics_tenant_cap: int = 200
     # On SIGTERM: readiness turns 503 at once, new connections are accepted for
     # `drain_delay_seconds` more, then requests in flight get `drain_grace_seconds`.
     drain_delay_seconds: float = 5.0
     drain_grace_seconds: float = 30.0
+    # Slow or idle clients (both planes): a request's header block must arrive within
+    # `header_timeout_seconds` and its body within `body_timeout_seconds` (408, else the
+    # connection is closed); connections past `max_connections` are closed at once.
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    max_connections: int = 4096
+    keep_alive_seconds: float = 5.0
     # OIDC for the admin API (off unless an issuer is set): JWTs from `oidc_issuer`
     # for `oidc_audience`, keys from a JWKS URL or file, role and tenant from claims.
     oidc_issuer: str = ""

@@ -23,6 +23,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "RequestTimeout",
     "ServiceUnavailable",
     "UpstreamError",
     "UpstreamOverloaded",
@@ -112,6 +113,15 @@ class MethodNotAllowed(GatewayError):
 
 class PayloadTooLarge(GatewayError):
     status, type, code = 413, "invalid_request_error", "request_too_large"
+
+
+class RequestTimeout(GatewayError):
+    """The client did not send the whole body in time; the connection then closes."""
+
+    status, type, code = 408, "invalid_request_error", "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers=((b"connection", b"close"),))
 
 
 class RateLimited(GatewayError):

@@ -18,13 +18,14 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import FrameType
 from typing import Any, Protocol, runtime_checkable
 
 import uvicorn
 
 from shared.config import ConfigError, Settings
+from shared.connections import limited_http
 from shared.logs import setup_logging
 
 __all__ = ["CUT_SECONDS", "Drains", "serve"]
@@ -49,8 +50,12 @@ def serve(
     default_address: Callable[[Settings], tuple[str, int]],
     *,
     argv: list[str] | None = None,
+    parents: Sequence[argparse.ArgumentParser] = (),
+    listen: Callable[[str, int], socket.socket] | None = None,
 ) -> None:
-    parser = argparse.ArgumentParser(prog=prog)
+    """`parents`: more flags (argparse parents); `listen`: the socket to serve on,
+    made from the host and port (by default uvicorn binds its own)."""
+    parser = argparse.ArgumentParser(prog=prog, parents=list(parents))
     try:
         settings = Settings.from_env()
         host, port = default_address(settings)
@@ -67,14 +72,19 @@ def serve(
         port=args.port,
         log_level=settings.log_level,
         loop="uvloop",
-        http="httptools",
+        http=limited_http(settings.header_timeout_seconds, settings.max_connections),
+        timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
         lifespan="on",
         access_log=False,
         proxy_headers=False,  # nothing reads the client's address
         server_header=False,
         timeout_graceful_shutdown=round(settings.drain_grace_seconds + CUT_SECONDS),
     )
-    _DrainingServer(config, app, settings).run()
+    try:
+        sockets = None if listen is None else [listen(args.host, args.port)]
+    except OSError as exc:
+        parser.exit(1, f"{prog}: cannot listen on {args.host}:{args.port}: {exc}\n")
+    _DrainingServer(config, app, settings).run(sockets)
 
 
 class _DrainingServer(uvicorn.Server):

@@ -73,14 +73,19 @@ def _chat(stream: bool) -> dict[str, Any]:
     return {"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
 
 
-async def _open_stream(client: httpx.AsyncClient, exits: AsyncExitStack, url: str) -> None:
-    """Start a stream and read its first piece; `exits` closes it."""
+async def _open_stream(
+    client: httpx.AsyncClient, exits: AsyncExitStack, url: str
+) -> AsyncIterator[bytes]:
+    """Start a stream and read its first piece; `exits` closes it. The caller keeps the
+    reader: a reader collected as garbage closes its stream."""
     resp = await exits.enter_async_context(
         client.stream("POST", url + "/v1/chat/completions", json=_chat(True))
     )
     assert resp.status_code == 200
-    first = await anext(resp.aiter_raw())
+    reader = resp.aiter_raw()
+    first = await anext(reader)
     assert first.startswith(b"data: ")
+    return reader
 
 
 async def test_open_streams_are_counted_until_their_clients_leave(stack: Stack, key: str) -> None:
@@ -94,10 +99,13 @@ async def test_open_streams_are_counted_until_their_clients_leave(stack: Stack, 
     ):
         await _until(scraper, url, {REQUESTS_IN_FLIGHT: 0, OPEN_STREAMS: 0})
         async with AsyncExitStack() as exits:
-            await asyncio.gather(*(_open_stream(client, exits, url) for _ in range(STREAMS)))
+            readers = await asyncio.gather(
+                *(_open_stream(client, exits, url) for _ in range(STREAMS))
+            )
             await _until(scraper, url, {REQUESTS_IN_FLIGHT: STREAMS, OPEN_STREAMS: STREAMS})
             other = await load_gauges(scraper, stack.data_plane_urls[1])
             assert other == {REQUESTS_IN_FLIGHT: 0, OPEN_STREAMS: 0}, "counted per replica"
+            del readers
         # every client hung up mid-stream
         await _until(scraper, url, {REQUESTS_IN_FLIGHT: 0, OPEN_STREAMS: 0})
 

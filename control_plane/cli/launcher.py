@@ -13,7 +13,7 @@ __all__ = ["register"]
 COMMANDS = {
     "run": "Everything for local development (what `make run` starts).",
     "control-plane": "The admin API: [--host H] [--port P].",
-    "data-plane": "One data-plane replica: [--host H] [--port P].",
+    "data-plane": "Data-plane replicas: [--host H] [--port P] [--workers N].",
     "fake-provider": "The fake upstream of the tests: [--port P] [--tokens N] ...",
     "migrate": "Apply the database migrations.",
     "check-sql": "Check every query against the schema.",

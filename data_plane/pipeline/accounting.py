@@ -1,7 +1,7 @@
 """Accounting, once a request has ended however it ended: the limits it held are
-settled with the tokens it used, its cost counts against budgets, and its usage
-record is buffered. Failed attempts used no tokens (nothing was streamed before
-the commit point) and cost nothing."""
+settled with the tokens it used, its cost counts against budgets, its usage record
+is buffered and its GenAI metrics observed. Failed attempts used no tokens (nothing
+was streamed before the commit point) and cost nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 import uuid
 
 from data_plane.budgets import Budgets
+from data_plane.genai_metrics import GenAIMetrics
 from data_plane.limits import Limiter
 from data_plane.pipeline.call import Call
 from data_plane.pipeline.gate import budget_scopes
@@ -51,7 +52,9 @@ def begin(call: Call, budgets: Budgets) -> None:
         budgets.add(budget_scopes(call.key), call.in_flight_cost)
 
 
-def settle(call: Call, limiter: Limiter, budgets: Budgets, usage: UsageRecorder) -> None:
+def settle(
+    call: Call, limiter: Limiter, budgets: Budgets, usage: UsageRecorder, metrics: GenAIMetrics
+) -> None:
     prompt = call.prompt_tokens
     if prompt is None:
         prompt = call.estimate if call.first_byte is not None else 0
@@ -59,6 +62,7 @@ def settle(call: Call, limiter: Limiter, budgets: Budgets, usage: UsageRecorder)
     if completion is None:
         completion = call.content_events
     prompt, completion = min(prompt, _INT4), min(completion, _INT4)
+    call.prompt_tokens, call.completion_tokens = prompt, completion  # as counted, for a trace
     if call.admission is not None:
         limiter.settle(call.admission, prompt + completion)
     used = _shares(call, prompt, completion)
@@ -73,6 +77,19 @@ def settle(call: Call, limiter: Limiter, budgets: Budgets, usage: UsageRecorder)
     )
     cost = 0.0 if price is None else price.cost(prompt, completion)
     budgets.pending(call.request_id, budget_scopes(call.key), cost, call.in_flight_cost)
+    status = call.status or 500
+    took = time.monotonic() - call.started
+    ttft = None if call.first_byte is None else call.first_byte - call.started
+    metrics.record(
+        call.operation,
+        "none" if route is None else route.model,
+        "none" if deployment is None else deployment.id,
+        call.key.tenant_id,
+        status,
+        (prompt, completion),
+        took,
+        ttft,
+    )
     usage.record(
         UsageRecord(
             request_id=call.request_id,
@@ -85,9 +102,9 @@ def settle(call: Call, limiter: Limiter, budgets: Budgets, usage: UsageRecorder)
             prompt_tokens=prompt,
             completion_tokens=completion,
             cost_usd=cost,
-            status=call.status or 500,
-            latency_ms=(time.monotonic() - call.started) * 1000,
-            ttft_ms=None if call.first_byte is None else (call.first_byte - call.started) * 1000,
+            status=status,
+            latency_ms=took * 1000,
+            ttft_ms=None if ttft is None else ttft * 1000,
             stream=call.stream,
             disconnected=call.disconnected,
             error_code=_clean(call.error_code),

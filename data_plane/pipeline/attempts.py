@@ -122,9 +122,11 @@ class Upstreams:
             call.attempts += 1
             call.deployment = deployment
             tried.add(deployment.id)
+            attempt = self._attempt(call, deployment, health, body, continuing, deadline)
             try:
-                committed = await self._attempt(
-                    call, deployment, health, body, continuing, deadline
+                trace = call.trace
+                committed = await (
+                    attempt if trace is None else trace.attempt(call, deployment, body, attempt)
                 )
             except _OutOfTime as out:
                 log.warning(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from data_plane.limits import Admission
 from data_plane.translate import openai_embeddings
@@ -13,6 +13,9 @@ from data_plane.translate.dialect import Dialect
 from data_plane.translate.model import EmbeddingsRequest, Request
 from shared.routing import Deployment
 from shared.state import ApiKey, Route, State
+
+if TYPE_CHECKING:
+    from data_plane.tracing import RequestTrace
 
 __all__ = ["Call"]
 
@@ -49,6 +52,7 @@ class Call:
     content_events: int = 0
     first_byte: float | None = None  # time.monotonic() of the first byte to the client
     disconnected: bool = False
+    trace: RequestTrace | None = None  # its spans, when tracing is on
     # the client's body read into the canonical model, once, when a deployment needs it
     _canonical: Request | None = None
     _embeddings: EmbeddingsRequest | None = None

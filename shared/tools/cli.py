@@ -4,7 +4,7 @@ shared.tools.cli` runs them too).
 
     sluice run                      everything for local development (see `make run`)
     sluice control-plane [--host H] [--port P]
-    sluice data-plane [--host H] [--port P]
+    sluice data-plane [--host H] [--port P] [--workers N]
     sluice fake-provider [--port P] [--tokens N] [--delay-ms D] ...
     sluice migrate                  apply the database migrations
     sluice check-sql                check every query against the schema

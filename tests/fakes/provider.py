@@ -54,7 +54,8 @@ refusal knob acted, and requests running now. A request is counted when it ends;
 zeroes all but ``in_flight``.
 
 Each entry of ``/_fake/requests`` has ``method``, ``path``, ``kind``, ``authorization`` (the
-kind's credential header value or null) and ``body`` (parsed JSON or null); streams add
+kind's credential header value or null), ``traceparent`` (the W3C trace context header or
+null) and ``body`` (parsed JSON or null); streams add
 ``stream``, ``disconnected`` (the client went away before the end), ``aborted`` (cut by
 ``fail_after``) and ``events_sent``; a hung request adds ``disconnected``.
 """
@@ -173,6 +174,7 @@ class _Provider:
         entry: dict[str, Any] = {"method": request.method, "path": request.path}
         entry["kind"] = kind.name
         entry.update(authorization=kind.credential(request), body=body)
+        entry["traceparent"] = request.headers.get("traceparent")
         self.log.append(entry)
         return entry
 

@@ -1,0 +1,66 @@
+"""Limits on slow and idle clients, in uvicorn's httptools protocol.
+
+uvicorn bounds only the keep-alive idle time. `limited_http` adds, per connection:
+the header block of each request must be complete within `header_timeout` seconds of
+its first byte (of the connection's opening, for the first request), else the
+connection is closed, since no response can be sent before the headers are parsed; and
+a connection past `max_connections` open ones is closed as soon as it is accepted.
+The body's deadline is the app's, which can answer in its own error format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from asyncio import TimerHandle
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["limited_http"]
+
+log = logging.getLogger("sluice.serve")
+
+
+class _LimitedHttp(HttpToolsProtocol):
+    header_timeout = 10.0
+    max_connections = 4096
+    _header_timer: TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            log.debug("over %d open connections: closing a new one", self.max_connections)
+            transport.abort()
+            return
+        self._header_timer = self.loop.call_later(self.header_timeout, self._header_expired)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        if self._header_timer is None:  # a later request on a kept-alive connection
+            self._header_timer = self.loop.call_later(self.header_timeout, self._header_expired)
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().on_headers_complete()
+
+    def _header_expired(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def limited_http(header_timeout: float, max_connections: int) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol with these limits (for `uvicorn.Config(http=…)`)."""
+    return type(
+        "LimitedHttp",
+        (_LimitedHttp,),
+        {"header_timeout": header_timeout, "max_connections": max_connections},
+    )
