@@ -20,7 +20,15 @@ from data_plane.fleet import FleetSync
 from data_plane.genai_metrics import GenAIMetrics
 from data_plane.handlers import Gateway
 from data_plane.limits import Limiter
-from data_plane.metrics import CONTENT_TYPE, Load, LoadCollector, SyncCollector, render
+from data_plane.metrics import (
+    CONTENT_TYPE,
+    BudgetCollector,
+    Load,
+    LoadCollector,
+    SyncCollector,
+    UsageCollector,
+    render,
+)
 from data_plane.pipeline.attempts import Upstreams
 from data_plane.routing.health import Health
 from data_plane.routing.report import HealthCollector
@@ -111,6 +119,8 @@ class DataPlane:
         self.gateway: Gateway | None = None
         self.load = Load()
         self.registry.register(LoadCollector(self.load, self._open_streams))
+        self.registry.register(UsageCollector(self.usage))
+        self.registry.register(BudgetCollector(self.holder))
         self.genai = GenAIMetrics(self.registry, settings.metrics_tenant_cap)
         self._routes: dict[str, dict[str, Handler]] = {}
         # the paths whose clients speak another dialect than OpenAI's

@@ -3,20 +3,21 @@
 Recorded once per request, at accounting (`pipeline/accounting.settle`): tokens used
 (`gen_ai.client.token.usage`), the request's duration (`gen_ai.client.operation.duration`)
 and, when the client got a first byte, the time to it (`gen_ai.server.time_to_first_token`).
-Buckets are the semantic conventions' advice.
+Buckets are the semantic conventions' advice. Beside them, the priced cost in USD by
+tenant and model (`sluice_cost_usd_total`).
 
 Labels: operation, model (the route's; "none" when no route answered), deployment
 ("none" when none was tried), tenant and status class. Tenants are the unbounded label:
 the first `tenant_cap` distinct ones are named, any further one counts as "other". The
 children of each label set are bound once and kept, so a request costs two dict lookups
-and the observations.
+and the observations (the cost's child is kept with them).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 __all__ = ["OTHER", "GenAIMetrics"]
 
@@ -41,6 +42,7 @@ class _Bound(NamedTuple):
     output_tokens: Histogram
     duration: Histogram
     ttft: Histogram
+    cost: Counter
 
 
 class GenAIMetrics:
@@ -71,6 +73,12 @@ class GenAIMetrics:
             registry=registry,
             buckets=_TTFT_BUCKETS,
         )
+        self.cost = Counter(
+            "sluice_cost_usd",
+            "Cost of the requests in USD, at the route's price for the deployment used.",
+            ("tenant", "model"),
+            registry=registry,
+        )
 
     def record(
         self,
@@ -82,6 +90,7 @@ class GenAIMetrics:
         tokens: tuple[int, int],
         duration: float,
         ttft: float | None,
+        cost: float,
     ) -> None:
         tenant = self._tenants.get(tenant_id)
         if tenant is None:
@@ -95,6 +104,8 @@ class GenAIMetrics:
         bound.duration.observe(duration)
         if ttft is not None:
             bound.ttft.observe(ttft)
+        if cost > 0:  # a counter only grows
+            bound.cost.inc(cost)
 
     def _tenant(self, tenant_id: str) -> str:
         """The label of a tenant not seen before: its id while under the cap."""
@@ -117,5 +128,6 @@ class GenAIMetrics:
             self.tokens.labels(*labels, "output"),
             self.duration.labels(*labels),
             self.ttft.labels(*labels),
+            self.cost.labels(tenant, model),
         )
         return bound

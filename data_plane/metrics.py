@@ -7,6 +7,7 @@ read from the objects it describes when Prometheus scrapes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -15,6 +16,8 @@ from prometheus_client.registry import Collector
 from data_plane.cache import SnapshotCache
 from data_plane.snapshot import SnapshotHolder
 from data_plane.sync import Follower
+from data_plane.usage import UsageRecorder
+from shared.budgets import period_key
 from shared.event_log import REASONS
 from shared.events import EVENT_SCHEMA
 
@@ -22,9 +25,11 @@ __all__ = [
     "CONTENT_TYPE",
     "OPEN_STREAMS",
     "REQUESTS_IN_FLIGHT",
+    "BudgetCollector",
     "Load",
     "LoadCollector",
     "SyncCollector",
+    "UsageCollector",
     "render",
 ]
 
@@ -130,6 +135,48 @@ class SyncCollector(Collector):
         yield _gauge(
             "sluice_event_schema", "Newest event schema this build understands.", EVENT_SCHEMA
         )
+
+
+class UsageCollector(Collector):
+    """Usage records waiting in this replica's spool file (the database was out of reach
+    while the memory buffer was full, or at shutdown)."""
+
+    def __init__(self, usage: UsageRecorder) -> None:
+        self.usage = usage
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield _gauge(
+            "sluice_usage_spooled_records",
+            "Usage records waiting in the spool file to be written to the database.",
+            self.usage.waiting,
+        )
+
+
+class BudgetCollector(Collector):
+    """Scopes cut off for the current period of their budget (`budget.exhausted`), by
+    scope kind, as the snapshot has them."""
+
+    def __init__(self, holder: SnapshotHolder) -> None:
+        self.holder = holder
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        state = self.holder.state
+        today = datetime.now(UTC).date()
+        counts = {"tenant": 0, "key": 0}
+        policies = {"tenant": state.tenant_policies, "key": state.key_policies}
+        for scope, period in state.budget_exhausted.items():
+            kind, _, owner = scope.partition(":")
+            policy = policies[kind].get(owner) if kind in policies else None
+            if policy is not None and period == period_key(policy.budget_period, today):
+                counts[kind] += 1
+        family = GaugeMetricFamily(
+            "sluice_budgets_exhausted",
+            "Scopes whose budget is spent for the current period (refused with 429).",
+            labels=["scope"],
+        )
+        for kind, count in counts.items():
+            family.add_metric([kind], count)
+        yield family
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

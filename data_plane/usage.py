@@ -107,6 +107,16 @@ class UsageRecorder:
         self.written = 0
         self.spooled = 0
         self.failures = 0
+        # records in the spool file since it was last taken for replay, and in the
+        # replay file as last read: together, the records waiting on disk
+        self._in_spool = 0
+        self._in_replay = 0
+
+    @property
+    def waiting(self) -> int:
+        """Records in the spool waiting to be written (a spool left by an earlier
+        process counts once its replay has read it)."""
+        return self._in_spool + self._in_replay
 
     def record(self, record: UsageRecord) -> None:
         """Never raises: it runs as a request ends, whatever happened to it."""
@@ -212,6 +222,7 @@ class UsageRecorder:
             self._buffer.extendleft(reversed(records))  # nowhere to go: keep them
             return
         self.spooled += len(records)
+        self._in_spool += len(records)
         log.warning("spooled %d usage records to %s", len(records), self._spool)
 
     @staticmethod
@@ -236,10 +247,13 @@ class UsageRecorder:
             if not self._spool.exists():
                 return
             self._spool.replace(replay)  # new spills start a new file
+            self._in_spool = 0
         records = await asyncio.to_thread(_read_spool, replay)
+        self._in_replay = len(records)
         for i in range(0, len(records), self._batch):
             await self._write(records[i : i + self._batch])  # a failure leaves the file
         replay.unlink()
+        self._in_replay = 0
         log.info("replayed %d spooled usage records", len(records))
 
 

@@ -28,7 +28,8 @@ ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "sluice.json"
 MODEL = "operator-kit-model"
 
-# What the rules must keep covering: propagation, a blocked follower, breakers, failures.
+# What the rules must keep covering: propagation, a blocked follower, breakers, failures,
+# the usage spool and spent budgets.
 EXPECTED_ALERTS = {
     "SluiceSnapshotLagging",
     "SluiceReplicaBehindFleet",
@@ -37,6 +38,14 @@ EXPECTED_ALERTS = {
     "SluiceRouteUnavailable",
     "SluiceDeploymentFailing",
     "SluiceHigh5xxRate",
+    "SluiceUsageSpoolNotEmpty",
+    "SluiceBudgetExhausted",
+}
+# served by every data plane, whatever its traffic (the cost once a request is accounted)
+OPERATIONS_METRICS = {
+    "sluice_usage_spooled_records",
+    "sluice_budgets_exhausted",
+    "sluice_cost_usd_total",
 }
 SEVERITIES = {"warning", "critical"}
 DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
@@ -179,6 +188,8 @@ def test_the_dashboard_is_grafana_json_whose_panels_all_query() -> None:
         "Tokens by tenant",
         "Client errors by deployment",
         "Snapshot lag (events)",
+        "Cost by tenant",
+        "Cost by model",
     ):
         assert wanted in titles
 
@@ -232,6 +243,9 @@ async def test_every_metric_the_kit_reads_is_served(stack: Stack, key: str) -> N
         if control.status_code == 200:  # the control plane has none today
             served |= _served_names(control.text)
     assert "sluice_deployment_attempts_total" in served, "the traffic reached no deployment"
+    assert served >= OPERATIONS_METRICS, OPERATIONS_METRICS - served
+    kit = set().union(*map(promql_names, _queries().values()))
+    assert kit >= OPERATIONS_METRICS, OPERATIONS_METRICS - kit
     missing = {
         where: sorted(promql_names(expr) - served)
         for where, expr in _queries().items()

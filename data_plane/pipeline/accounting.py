@@ -89,6 +89,7 @@ def settle(
         (prompt, completion),
         took,
         ttft,
+        cost,
     )
     usage.record(
         UsageRecord(
