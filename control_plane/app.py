@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=openapi,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         debug=False,
+        logging_config=None,  # shared/logs.py sets up logging (SLUICE_LOG_FORMAT)
     )
     finish_openapi(app)
     app.state.admin_token = settings.admin_token

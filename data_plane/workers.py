@@ -36,7 +36,7 @@ from types import FrameType
 
 import msgspec
 
-from shared.config import Settings
+from shared.config import ConfigError, Settings
 from shared.logs import setup_logging
 
 __all__ = ["die_with_parent", "reuse_port_socket", "supervise", "worker_settings"]
@@ -118,5 +118,8 @@ class _Supervisor:
 
 def supervise(args: list[str], workers: int) -> int:
     """Run `workers` data-plane processes with `args` until they have all exited."""
-    setup_logging("info")
+    try:
+        setup_logging("info", Settings.from_env().log_format)
+    except ConfigError:  # every worker refuses the setting, with its message
+        setup_logging("info")
     return _Supervisor(args, workers).run()

@@ -26,6 +26,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sync_poll_interval: float = 5.0
     max_request_bytes: int = 8 * 1024 * 1024
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line (shared/logs.py)
     snapshot_every_events: int = 1000
     snapshot_every_seconds: float = 60.0
     snapshot_cache: str = ".sluice/cache/snapshot.msgpack"

@@ -26,7 +26,7 @@ import uvicorn
 
 from shared.config import ConfigError, Settings
 from shared.connections import limited_http
-from shared.logs import setup_logging
+from shared.logs import setup_logging, uvicorn_log_config
 
 __all__ = ["CUT_SECONDS", "Drains", "serve"]
 
@@ -62,7 +62,7 @@ def serve(
         parser.add_argument("--host", default=host)
         parser.add_argument("--port", type=int, default=port)
         args = parser.parse_args(argv)
-        setup_logging(settings.log_level)
+        setup_logging(settings.log_level, settings.log_format)
         app = make_app(settings)
     except ConfigError as exc:
         parser.exit(2, f"{prog}: {exc}\n")
@@ -71,6 +71,7 @@ def serve(
         host=args.host,
         port=args.port,
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(settings.log_format),
         loop="uvloop",
         http=limited_http(settings.header_timeout_seconds, settings.max_connections),
         timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]

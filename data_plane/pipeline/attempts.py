@@ -134,6 +134,7 @@ class Upstreams:
                     call.request_id,
                     call.attempts,
                     deployment.id,
+                    extra=call.log_ids(),
                 )
                 raise out.error from None
             except GatewayError as exc:
@@ -144,6 +145,7 @@ class Upstreams:
                     deployment.id,
                     exc.code,
                     exc.detail or exc.message,
+                    extra=call.log_ids(),
                 )
                 if exc.retryable:
                     last = exc
@@ -296,6 +298,7 @@ class Upstreams:
             call.request_id,
             route.model,
             fallback.model,
+            extra=call.log_ids(),
         )
         return fallback
 

@@ -78,3 +78,12 @@ class Call:
         if self.deployment is not None:
             headers.append((b"x-sluice-deployment", self.deployment.id.encode()))
         return headers
+
+    def log_ids(self) -> dict[str, str | None]:
+        """The ids a log record about this request carries (`extra=`, see shared/logs.py)."""
+        return {
+            "request_id": str(self.request_id),
+            "tenant_id": self.key.tenant_id,
+            "key_id": self.key.id,
+            "deployment_id": None if self.deployment is None else self.deployment.id,
+        }

@@ -94,6 +94,7 @@ async def relay_stream(
                 "request %s: dropped %d malformed event(s) of the upstream's stream",
                 call.request_id,
                 state.malformed,
+                extra=call.log_ids(),
             )
         if state.prompt_tokens is not None:
             call.prompt_tokens, call.completion_tokens = (
@@ -131,6 +132,7 @@ async def _relay(
                 call.request_id,
                 committed.deployment.id,
                 exc.code,
+                extra=call.log_ids(),
             )
             first_failure = first_failure or exc
             if state.error_relayed:  # the client has the upstream's error event already
@@ -217,7 +219,9 @@ async def _continuation(
     try:
         return await upstreams.commit(call, asked, state, avoid=committed.deployment.id)
     except GatewayError as exc:
-        log.warning("request %s: no continuation (%s)", call.request_id, exc.code)
+        log.warning(
+            "request %s: no continuation (%s)", call.request_id, exc.code, extra=call.log_ids()
+        )
         call.deployment = committed.deployment  # the answer so far is this one's
         return None
 
