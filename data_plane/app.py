@@ -121,7 +121,9 @@ class DataPlane:
         self.registry.register(LoadCollector(self.load, self._open_streams))
         self.registry.register(UsageCollector(self.usage))
         self.registry.register(BudgetCollector(self.holder))
-        self.genai = GenAIMetrics(self.registry, settings.metrics_tenant_cap)
+        self.genai = GenAIMetrics(
+            self.registry, settings.metrics_tenant_cap, settings.metrics_label_set_cap
+        )
         self._routes: dict[str, dict[str, Handler]] = {}
         # the paths whose clients speak another dialect than OpenAI's
         self._dialects: dict[str, Dialect] = {

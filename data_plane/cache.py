@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
 import msgspec
 
-from shared.private_files import open_private
+from shared.private_files import make_folder
 from shared.queries import Q
 from shared.snapshot_codec import UnknownSchemaVersion, decode_state, encode_state_cooperatively
 from shared.state import State
@@ -104,9 +105,15 @@ class SnapshotCache:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write a 0600 file beside `path` and move it there (see shared/private_files.py)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with os.fdopen(open_private(tmp, append=False), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    make_folder(path.parent)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600, O_EXCL
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

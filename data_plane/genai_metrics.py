@@ -9,8 +9,12 @@ tenant and model (`sluice_cost_usd_total`).
 Labels: operation, model (the route's; "none" when no route answered), deployment
 ("none" when none was tried), tenant and status class. Tenants are the unbounded label:
 the first `tenant_cap` distinct ones are named, any further one counts as "other". The
-children of each label set are bound once and kept, so a request costs two dict lookups
-and the observations (the cost's child is kept with them).
+label sets multiply (operation x model x deployment x tenant x status class), so their
+number is capped too, at `label_set_cap`: past it, a new combination records with tenant
+and deployment "other"; past twice the cap, with model "other" too (operation and status
+class are few, so those last sets stay few). The children of each
+label set are bound once and kept, so a request costs two dict lookups and the
+observations (the cost's child is kept with them).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 
 __all__ = ["OTHER", "GenAIMetrics"]
 
-OTHER = "other"  # the tenant label of tenants past the cap
+OTHER = "other"  # the label of tenants (deployments, models) past the caps
 
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 _DURATION_BUCKETS = (
@@ -46,10 +50,13 @@ class _Bound(NamedTuple):
 
 
 class GenAIMetrics:
-    def __init__(self, registry: CollectorRegistry, tenant_cap: int) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, tenant_cap: int, label_set_cap: int = 2000
+    ) -> None:
         # no `_created` series: a timestamp per label set that no query here reads
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.tenant_cap = tenant_cap
+        self.label_set_cap = label_set_cap
         self._tenants: dict[str, str] = {}  # tenant id -> its label
         self._bound: dict[tuple[str, str, str, str, int], _Bound] = {}
         self.tokens = Histogram(
@@ -115,6 +122,17 @@ class GenAIMetrics:
         return tenant_id
 
     def _bind(self, key: tuple[str, str, str, str, int]) -> _Bound:
+        if len(self._bound) >= self.label_set_cap:  # `key` itself is never kept past the cap
+            operation, model, _, _, status_class = key
+            key = (operation, model, OTHER, OTHER, status_class)
+            bound = self._bound.get(key)
+            if bound is not None:
+                return bound
+            if len(self._bound) >= 2 * self.label_set_cap:
+                key = (operation, OTHER, OTHER, OTHER, status_class)
+                bound = self._bound.get(key)
+                if bound is not None:
+                    return bound
         operation, model, deployment, tenant, status_class = key
         labels = (
             _OPERATIONS.get(operation, operation),

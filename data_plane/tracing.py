@@ -145,7 +145,7 @@ class RequestTrace:
         """End the request's span (after accounting: the tokens are those counted)."""
         span = self.span
         route, deployment = call.route, call.deployment
-        model = route.model if route is not None else call.model[:200]
+        model = route.model if route is not None else "unknown"  # never the raw string
         span.update_name(f"{self.operation} {model}")
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": self.operation,

@@ -111,6 +111,7 @@ class UsageRecorder:
         # replay file as last read: together, the records waiting on disk
         self._in_spool = 0
         self._in_replay = 0
+        self._closed = False  # after close, a record goes straight to the spool
 
     @property
     def waiting(self) -> int:
@@ -121,7 +122,9 @@ class UsageRecorder:
     def record(self, record: UsageRecord) -> None:
         """Never raises: it runs as a request ends, whatever happened to it."""
         self._buffer.append(record)
-        if len(self._buffer) > self._max_buffer:
+        if self._closed:  # nothing writes the buffer any more
+            self._spill(len(self._buffer))
+        elif len(self._buffer) > self._max_buffer:
             self._spill(self._max_buffer // 2)
 
     async def run(self) -> None:
@@ -145,6 +148,7 @@ class UsageRecorder:
 
     async def close(self, grace: float = 5.0) -> None:
         """Write what is left; whatever cannot be written in `grace` seconds is spooled."""
+        self._closed = True
         try:
             if self._pool is not None:
                 async with asyncio.timeout(grace):

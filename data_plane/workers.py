@@ -92,7 +92,11 @@ class _Supervisor:
         log.info("started %d data-plane workers: %s", self.workers, sorted(self.children))
         failed = False
         while self.children:
-            pid, status = os.waitpid(-1, 0)  # the signal handler runs during the wait
+            try:
+                pid, status = os.waitpid(-1, 0)  # the signal handler runs during the wait
+            except ChildProcessError:  # none left to wait for: all were collected already
+                self.children.clear()
+                break
             if pid not in self.children:
                 continue
             proc = self.children.pop(pid)
@@ -112,8 +116,9 @@ class _Supervisor:
     def _stop(self, sig: int) -> None:
         self.forwarded = sig
         for proc in self.children.values():
+            # os.kill, not send_signal: that polls, and could reap a worker the wait expects
             with contextlib.suppress(ProcessLookupError):  # exited: the wait collects it
-                proc.send_signal(sig)
+                os.kill(proc.pid, sig)
 
 
 def supervise(args: list[str], workers: int) -> int:

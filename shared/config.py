@@ -38,9 +38,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fleet_sync_interval: float = 0.25
     budget_check_interval: float = 1.0
     # OpenTelemetry traces over OTLP/HTTP (off unless set), e.g. http://127.0.0.1:4318;
-    # GenAI metrics on /metrics count at most this many tenants, the rest as "other".
+    # GenAI metrics on /metrics count at most this many tenants, the rest as "other", and
+    # at most this many label sets: past it new ones record with tenant and deployment "other".
     otlp_endpoint: str = ""
     metrics_tenant_cap: int = 200
+    metrics_label_set_cap: int = 2000
     # On SIGTERM: readiness turns 503 at once, new connections are accepted for
     # `drain_delay_seconds` more, then requests in flight get `drain_grace_seconds`.
     drain_delay_seconds: float = 5.0

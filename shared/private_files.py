@@ -32,9 +32,10 @@ def make_folder(path: Path) -> None:
 
 def open_private(path: Path, *, append: bool) -> int:
     """A file descriptor of `path`, opened for writing (appending or truncating),
-    created 0600 in a folder made by `make_folder` when missing."""
+    created 0600 in a folder made by `make_folder` when missing; a symlink at `path`
+    is not followed (OSError)."""
     make_folder(path.parent)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(path, flags, FILE_MODE)
     try:
         if os.fstat(fd).st_mode & 0o777 != FILE_MODE:

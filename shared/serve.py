@@ -73,7 +73,9 @@ def serve(
         log_level=settings.log_level,
         log_config=uvicorn_log_config(settings.log_format),
         loop="uvloop",
-        http=limited_http(settings.header_timeout_seconds, settings.max_connections),
+        http=limited_http(
+            settings.header_timeout_seconds, settings.body_timeout_seconds, settings.max_connections
+        ),
         timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
         lifespan="on",
         access_log=False,

@@ -145,6 +145,24 @@ async def test_a_worker_that_dies_stops_the_supervisor(workers_stack: Stack) -> 
     assert "stopping the others" in server.log()
 
 
+async def test_workers_that_die_together_stop_the_supervisor(workers_stack: Stack) -> None:
+    server, _ = start_workers(workers_stack, "workers-deaths", {"SLUICE_SNAPSHOT_CACHE": ""})
+    workers = children(server.proc.pid)
+    os.kill(server.proc.pid, signal.SIGSTOP)  # both are dead before the supervisor sees either
+    try:
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        for pid in workers:
+            for _ in range(3000):  # until it is a zombie, not yet collected
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    assert server.proc.wait(30) == 1, server.log()
+    assert "Traceback" not in server.log(), server.log()
+
+
 def test_workers_need_a_named_port() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "data_plane", "--port", "0", "--workers", "2"],

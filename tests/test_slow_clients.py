@@ -1,6 +1,7 @@
 """Slow, incomplete and idle clients on both planes (real processes, raw sockets): half
 a header block is closed at the header deadline, a body that stops short gets 408 in
-the plane's own error format and the connection closes, connections past the limit
+the plane's own error format and the connection closes, a body that never starts is
+closed soon after the body deadline, connections past the limit
 are closed at once, and the plane serves everyone else meanwhile."""
 
 from __future__ import annotations
@@ -184,6 +185,24 @@ async def test_slow_body_on_the_control_plane_gets_a_problem(
     assert (status, content_type) == (408, "application/problem+json")
     assert body["status"] == 408
     assert body["detail"]
+
+
+@pytest.mark.parametrize("plane", ["data", "control"])
+async def test_a_body_that_never_starts_is_closed(
+    slow_stack: Stack, client_key: str, plane: str
+) -> None:
+    url, headers = _planes(slow_stack, client_key)[plane]
+    path = "/v1/chat/completions" if plane == "data" else "/admin/v1/tenants"
+    lines = [f"POST {path} HTTP/1.1", "host: x", "content-type: application/json"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += ["content-length: 1000", "", ""]
+    async with _connect(url) as (reader, writer):
+        writer.write("\r\n".join(lines).encode())  # the headers, then not one body byte
+        await writer.drain()
+        waiting = asyncio.create_task(_until_closed(reader))
+        await _still_serving(url + _normal_path(plane), headers)
+        answer = await waiting  # closed (within CLOSED_BY), with at most a 408
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 408 ")
 
 
 MAX_CONNECTIONS = 8

@@ -282,3 +282,58 @@ async def test_genai_metrics_are_labelled_and_tenants_capped(traced: Stack) -> N
         assert count.labels["gen_ai_operation_name"] == "chat"
         assert count.labels["status_class"] == "2xx"
         assert count.labels["deployment"] not in ("", "none")
+
+
+# last: its 404 adds a label set that the metrics test above does not expect
+async def test_an_unknown_models_span_does_not_carry_the_clients_string(
+    traced: Stack, receiver: tuple[Receiver, str]
+) -> None:
+    found, _ = receiver
+    _, key = await _key(traced)
+    trace_id = "1bf7651916cd43dd8448eb211c80319d"
+    headers = {
+        "authorization": f"Bearer {key['key']}",
+        "traceparent": f"00-{trace_id}-c7ad6b7169203332-01",
+    }
+    body = {**_chat(), "model": "client-chosen-model-name"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        resp = await client.post(traced.data_plane_urls[0] + CHAT, json=body, headers=headers)
+    assert resp.status_code == 404, resp.text
+    (span,) = await found.until(trace_id, 1)
+    assert span["name"] == "chat unknown"
+    assert span["attributes"]["gen_ai.request.model"] == "unknown"
+    assert "client-chosen-model-name" not in str(span)
+
+
+async def test_label_sets_past_their_cap_record_as_other(
+    pg_url: str, template_db: str, log_dir: Path, handed_out: list[str]
+) -> None:
+    env = {"SLUICE_METRICS_LABEL_SET_CAP": "1"}
+    name = await clone_database(pg_url, template_db)
+    stack = start_stack(with_db(pg_url, name), log_dir, handed_out, data_planes=1, extra_env=env)
+    try:
+        provider = await stack.create_provider()
+        await stack.create_route(MODEL, provider["id"], UPSTREAM_MODEL)
+        tenants = [await _key(stack) for _ in range(3)]
+        async with httpx.AsyncClient(timeout=30) as client:
+            for _, key in tenants:
+                resp = await client.post(
+                    stack.data_plane_urls[0] + CHAT,
+                    json=_chat(),
+                    headers={"authorization": f"Bearer {key['key']}"},
+                )
+                assert resp.status_code == 200, resp.text
+            families = _genai((await client.get(stack.data_plane_urls[0] + "/metrics")).text)
+    finally:
+        stack.stop()
+        await drop_database(pg_url, name)
+    name = "gen_ai_client_operation_duration_seconds_count"
+    counts = {
+        (s.labels["tenant"], s.labels["deployment"], s.labels["gen_ai_request_model"]): s.value
+        for s in families["gen_ai_client_operation_duration_seconds"]
+        if s.name == name
+    }
+    (first, _), *_ = tenants
+    deployments = {deployment for _, deployment, _ in counts} - {OTHER}
+    assert len(deployments) == 1, counts
+    assert counts == {(first, deployments.pop(), MODEL): 1, (OTHER, OTHER, MODEL): 2}
