@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from bench.loadgen import Result, run_load
-from bench.support import ROOT, Proc, free_port, scratch_database
+from bench.support import ROOT, Proc, free_port, save_results, scratch_database
 
 WORK = ROOT / ".bench" / "compare"
 GATEWAY_CORE, CLIENT_CORE = "0", "1"
@@ -278,9 +278,7 @@ def main() -> None:
             proc.stop()
         for cleanup in cleanups:
             cleanup()
-    out = ROOT / "bench" / "results" / "compare.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2) + "\n")
+    save_results("compare.json", rows)
     print(_table(rows))
 
 

@@ -5,6 +5,7 @@ machine's load average (to wait for a quiet machine before measuring)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -168,3 +169,11 @@ def wait_quiet(below: float, max_seconds: float, every: float = 15) -> dict[str,
         "quiet": load[0] < below,
         "load_average": load,
     }
+
+
+def save_results(name: str, data: object) -> Path:
+    """`data` as indented JSON in `bench/results/<name>` (the newest run of a benchmark)."""
+    out = ROOT / "bench" / "results" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    return out

@@ -19,7 +19,6 @@ bench/results/tracing.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -36,7 +35,7 @@ from bench.compare import (
     start_sluice,
     start_upstream,
 )
-from bench.support import ROOT, Proc, free_port
+from bench.support import Proc, free_port, save_results
 
 CONCURRENCY = 16
 
@@ -113,8 +112,7 @@ def main() -> None:
             proc.stop()
         for cleanup in cleanups:
             cleanup()
-    out = ROOT / "bench" / "results" / "tracing.json"
-    out.write_text(json.dumps(rows, indent=2) + "\n")
+    save_results("tracing.json", rows)
     print(_table(rows))
 
 

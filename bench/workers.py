@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.compare import measure, start_sluice, start_upstream
-from bench.support import ROOT, Proc, load_average
+from bench.support import Proc, load_average, save_results
 
 WORKERS = (1, 2)
 MAX_REQUESTS = 30_000
@@ -54,9 +54,7 @@ def main() -> None:
             proc.stop()
         for cleanup in cleanups:
             cleanup()
-    out = ROOT / "bench" / "results" / "workers.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2) + "\n")
+    save_results("workers.json", rows)
     print(_table(rows))
 
 

@@ -10,7 +10,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from data_plane.metrics import UsageCollector
-from data_plane.usage import UsageRecord, UsageRecorder
+from data_plane.usage import UsageRecorder
 from tests.support.database import clone_database, drop_database, with_db
 from tests.support.processes import free_port
 from tests.support.stack import Stack, start_stack
+from tests.support.usage_records import usage_record
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -36,27 +36,6 @@ FAST = {
     "SLUICE_BUDGET_CHECK_INTERVAL": "0.1",
 }
 OUTPUT_PER_MILLION = 2500.0
-
-
-def _record() -> UsageRecord:
-    return UsageRecord(
-        request_id=uuid.uuid4(),
-        created_at=datetime.now(UTC),
-        tenant_id=uuid.uuid4(),
-        key_id=uuid.uuid4(),
-        model=MODEL,
-        provider_id=None,
-        upstream_model=None,
-        prompt_tokens=3,
-        completion_tokens=5,
-        cost_usd=0.0,
-        status=200,
-        latency_ms=1.0,
-        ttft_ms=None,
-        stream=False,
-        disconnected=False,
-        error_code=None,
-    )
 
 
 async def _until(done: Callable[[], bool]) -> None:
@@ -84,7 +63,7 @@ async def test_the_spool_gauge_counts_the_records_waiting_on_disk(
 
     assert waiting() == 0
     for _ in range(10):
-        recorder.record(_record())  # past the buffer, the oldest go to the spool file
+        recorder.record(usage_record(MODEL))  # past the buffer, the oldest go to the spool file
     assert waiting() == _lines(spool) > 0
     # the database stays out of reach: the replay takes the file and fails to write it
     task = asyncio.create_task(recorder.run())

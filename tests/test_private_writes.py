@@ -6,37 +6,15 @@ from __future__ import annotations
 
 import errno
 import os
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from data_plane.cache import _write_atomically
-from data_plane.usage import UsageRecord, UsageRecorder
+from data_plane.usage import UsageRecorder
 from shared.private_files import open_private
 from tests.support.processes import free_port
-
-
-def _record() -> UsageRecord:
-    return UsageRecord(
-        request_id=uuid.uuid4(),
-        created_at=datetime.now(UTC),
-        tenant_id=uuid.uuid4(),
-        key_id=uuid.uuid4(),
-        model="private-model",
-        provider_id=None,
-        upstream_model=None,
-        prompt_tokens=3,
-        completion_tokens=5,
-        cost_usd=0.0,
-        status=200,
-        latency_ms=1.0,
-        ttft_ms=None,
-        stream=False,
-        disconnected=False,
-        error_code=None,
-    )
+from tests.support.usage_records import usage_record
 
 
 def _planted(tmp_path: Path, link: Path) -> Path:
@@ -74,10 +52,10 @@ async def test_a_record_after_close_goes_to_the_spool(tmp_path: Path) -> None:
     spool = tmp_path / "usage.jsonl"
     nowhere = f"postgresql://sluice@127.0.0.1:{free_port()}/none"  # nothing listens there
     recorder = UsageRecorder(nowhere, str(spool), interval=0.01)
-    recorder.record(_record())
+    recorder.record(usage_record("private-model"))
     await recorder.close(grace=0.1)
     assert len(spool.read_bytes().splitlines()) == 1
-    late = _record()
+    late = usage_record("private-model")
     recorder.record(late)  # a request that ended after shutdown began
     lines = spool.read_bytes().splitlines()
     assert len(lines) == 2
