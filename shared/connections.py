@@ -24,6 +24,7 @@ __all__ = ["limited_http"]
 log = logging.getLogger("sluice.serve")
 
 _BODY_MARGIN = 1.0  # seconds after the app's own body deadline (its 408 goes first)
+_BETWEEN, _HEADERS, _BODY = "between requests", "headers", "body"
 
 
 class _LimitedHttp(HttpToolsProtocol):
@@ -32,6 +33,8 @@ class _LimitedHttp(HttpToolsProtocol):
     max_connections = 4096
     _header_timer: TimerHandle | None = None
     _body_timer: TimerHandle | None = None
+    # where the request being read is: in its headers, in its body, or between requests
+    _phase = _BETWEEN
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -40,6 +43,18 @@ class _LimitedHttp(HttpToolsProtocol):
             transport.abort()
             return
         self._header_timer = self.loop.call_later(self.header_timeout, self._header_expired)
+
+    def data_received(self, data: bytes) -> None:
+        """Timers are set only for a part still incomplete once a chunk is parsed: a
+        request that comes whole in one chunk, as most do, sets none."""
+        super().data_received(data)
+        if self._phase is _HEADERS:
+            if self._header_timer is None:  # a later request on a kept-alive connection
+                self._header_timer = self.loop.call_later(self.header_timeout, self._header_expired)
+        elif self._phase is _BODY and self._body_timer is None:
+            self._body_timer = self.loop.call_later(
+                self.body_timeout + _BODY_MARGIN, self._body_expired
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._header_timer is not None:
@@ -51,20 +66,18 @@ class _LimitedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
-        if self._header_timer is None:  # a later request on a kept-alive connection
-            self._header_timer = self.loop.call_later(self.header_timeout, self._header_expired)
+        self._phase = _HEADERS
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
+        self._phase = _BODY
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
-        self._body_timer = self.loop.call_later(
-            self.body_timeout + _BODY_MARGIN, self._body_expired
-        )
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._phase = _BETWEEN
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
