@@ -12,6 +12,7 @@ run: install
 
 test: install
 	SLUICE_PG_FAST=1 scripts/pg.sh start
+	scripts/browser.sh
 	$(BIN)/sluice check-sql
 	$(MAKE) --no-print-directory lint
 	@# the slow tests (mostly waiting out an outage) run beside the others

@@ -6,6 +6,8 @@ app; the admin requests in flight finish before the process exits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import (
@@ -19,7 +21,9 @@ from litestar.types import (
 
 from control_plane.app import create_app
 from control_plane.body_deadline import BodyDeadline
+from control_plane.console.live import live_of
 from control_plane.errors import PROBLEM_JSON, ProblemDetails
+from shared.config import Settings
 from shared.serve import serve
 
 __all__ = ["Draining", "main"]
@@ -39,9 +43,10 @@ _NOT_READY = msgspec.json.encode(
 class Draining:
     """The app, with `/readyz` answering 503 once the drain has begun."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_drain: Callable[[], None] | None = None) -> None:
         self.app = app
         self.draining = False
+        self._on_drain = on_drain
 
     async def __call__(
         self,
@@ -67,17 +72,26 @@ class Draining:
 
     def drain(self) -> None:
         self.draining = True
+        if self._on_drain is not None:
+            self._on_drain()
 
     async def cut(self) -> None:
         """Admin requests are short; uvicorn cancels any still running."""
 
 
+def _draining_app(settings: Settings) -> Draining:
+    app = create_app(settings)
+
+    def end_live_streams() -> None:  # the console's: their pages reconnect, elsewhere
+        live_of(app).end_all()
+
+    return Draining(BodyDeadline(app, settings.body_timeout_seconds), end_live_streams)
+
+
 def main(argv: list[str] | None = None) -> None:
     serve(
         "sluice control-plane",
-        lambda settings: Draining(
-            BodyDeadline(create_app(settings), settings.body_timeout_seconds)
-        ),
+        _draining_app,
         lambda s: (s.control_plane_host, s.control_plane_port),
         argv=argv,
     )

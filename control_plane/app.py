@@ -22,12 +22,15 @@ from control_plane.api.keys import KeyController, TenantKeyController
 from control_plane.api.policies import KeyPolicyController, TenantPolicyController
 from control_plane.api.prices import PriceController, ProviderPriceController
 from control_plane.api.providers import ProviderController
+from control_plane.api.replicas import ReplicaController
 from control_plane.api.routes import RouteController
 from control_plane.api.state import StateController
 from control_plane.api.tenants import TenantController
 from control_plane.api.usage import UsageController
 from control_plane.auth import admin_guard
 from control_plane.budget_watch import BudgetWatch
+from control_plane.console.live import live_events
+from control_plane.console.router import TEMPLATES, console_router
 from control_plane.errors import EXCEPTION_HANDLERS
 from control_plane.jobs import Jobs
 from control_plane.oidc import verifier_from
@@ -105,6 +108,7 @@ def create_app(settings: Settings) -> Litestar:
             AdminTokenController,
             MeController,
             ConfigController,
+            ReplicaController,
         ],
         guards=[admin_guard],
         before_request=check_request,
@@ -120,14 +124,16 @@ def create_app(settings: Settings) -> Litestar:
         ),
     )
     app = Litestar(
-        route_handlers=[admin, healthz, readyz],
-        lifespan=[lifespan],
+        route_handlers=[admin, console_router(), healthz, readyz],
+        lifespan=[lifespan, live_events(settings.database_url, settings.notify_channel)],
         openapi_config=openapi,
+        template_config=TEMPLATES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         debug=False,
         logging_config=None,  # shared/logs.py sets up logging (SLUICE_LOG_FORMAT)
     )
     finish_openapi(app)
+    app.state.settings = settings
     app.state.admin_token = settings.admin_token
     app.state.oidc = verifier_from(settings)
     app.state.secret_box = SecretBox(settings.secret_key)

@@ -107,6 +107,11 @@ class OidcVerifier:
     async def identify(self, token: str) -> Identity:
         """The caller a token names; `Unauthorized` saying why when it names none, and
         `KeysUnavailable` (503) while no key set could ever be loaded."""
+        identity, _expires = await self.identify_until(token)
+        return identity
+
+    async def identify_until(self, token: str) -> tuple[Identity, float]:
+        """`identify`, with when the token expires (its `exp`, a Unix time)."""
         alg, kid = self._header(token)
         self._check_issuer(token)
         key = await self._keys.find(kid)
@@ -118,7 +123,8 @@ class OidcVerifier:
             )
         if key.algorithm_name != alg:
             raise Unauthorized(f"the token's algorithm {alg} is not its key's")
-        return self._identity(self._verified_claims(token, key, alg))
+        claims = self._verified_claims(token, key, alg)
+        return self._identity(claims), float(claims["exp"])
 
     def _header(self, token: str) -> tuple[str, str | None]:
         try:

@@ -111,6 +111,7 @@ class DataPlane:
             self.holder,
             settings.fleet_sync_interval,
             self.health,
+            self.follower.counters,
         )
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(SyncCollector(self.holder, self.follower, self.cache))

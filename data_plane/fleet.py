@@ -24,6 +24,7 @@ from data_plane.queries import Q
 from data_plane.routing.health import Health
 from data_plane.routing.report import report_health
 from data_plane.snapshot import SnapshotHolder
+from data_plane.sync import SyncCounters
 from shared.budgets import budgeted_scopes, recorded_spend
 from shared.events import EVENT_SCHEMA
 from shared.quiet_log import Outage
@@ -47,8 +48,10 @@ class FleetSync:
         holder: SnapshotHolder,
         interval: float,
         health: Health | None = None,
+        sync: SyncCounters | None = None,
     ) -> None:
         self._health = health
+        self._sync = sync  # the follower's: what blocks the snapshot, for the heartbeat
         self._last_health = 0.0
         self._url = database_url
         self._limiter = limiter
@@ -84,7 +87,14 @@ class FleetSync:
         now = int(time.time())
         if time.monotonic() - self._last_heartbeat > HEARTBEAT_INTERVAL:
             # the control plane appends no event a live replica cannot apply
-            await conn.execute(Q.heartbeat, self.replica, EVENT_SCHEMA)
+            blocked = None if self._sync is None else self._sync.blocked
+            await conn.execute(
+                Q.heartbeat,
+                self.replica,
+                EVENT_SCHEMA,
+                self._holder.state.position,
+                None if blocked is None else blocked.describe(),
+            )
             self._last_heartbeat = time.monotonic()
         dirty, limiter.dirty = limiter.dirty, set()
         try:

@@ -65,6 +65,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     oidc_algorithms: str = "RS256,ES256"
     oidc_leeway_seconds: float = 30.0
     oidc_jwks_cache_seconds: float = 300.0
+    # The console's single sign-on (the authorization code flow with PKCE): on when a
+    # client id and the provider's two endpoints are set (and OIDC is on).
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""  # for providers that want one (client_secret_post)
+    oidc_authorization_endpoint: str = ""
+    oidc_token_endpoint: str = ""
+    # The console's cookies are `Secure` when a request came over HTTPS; set this when
+    # TLS ends at a proxy in front of the control plane, so that they always are.
+    console_secure_cookies: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -48,6 +48,9 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str, log_format: str = "text") -> None:
     if log_format not in FORMATS:
         raise ConfigError(f"SLUICE_LOG_FORMAT={log_format!r} is not one of {', '.join(FORMATS)}")
+    # httpx logs every request at INFO; here those are the console's in-process calls to
+    # the admin API (and the data plane's to nothing): only its warnings are news
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if log_format == "text":
         logging.basicConfig(level=level.upper(), format=_TEXT)
         return

@@ -21,9 +21,9 @@ from tests.support.database import (
 from tests.support.own_postgres import OwnPostgres
 from tests.support.stack import Stack, start_control_plane, start_stack
 
-# fixtures of the fake upstream (client, fake_url, session) and of the routing tests
-# (upstreams, failing, healthy, fresh_key, http)
-pytest_plugins = ["tests.support.fake", "tests.support.routing"]
+# fixtures of the fake upstream (client, fake_url, session), of the routing tests
+# (upstreams, failing, healthy, fresh_key, http) and of the browser tests (browser, console)
+pytest_plugins = ["tests.support.fake", "tests.support.routing", "tests.support.browser"]
 
 
 @pytest.fixture(scope="session")

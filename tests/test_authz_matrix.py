@@ -75,6 +75,7 @@ POLICY: list[tuple[str, str, Perm, int]] = [
     ("GET", "/admin-tokens", R, 200),
     ("GET", "/admin-tokens/{token_id}", R, 200),
     ("GET", "/config", R, 200),
+    ("GET", "/replicas", R, 200),
     ("POST", "/tenants", W, 201),
     ("PATCH", "/tenants/{tenant_id}", Perm.TENANT_PLATFORM_WRITE, 200),
     ("POST", "/tenants/{tenant_id}/keys", Perm.TENANT_WRITE, 201),

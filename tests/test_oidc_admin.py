@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from tests.support.oidc import AUDIENCE, ISSUER, JwksServer, claims, jwks, mint, rsa_key
-from tests.support.processes import Server, free_port
-from tests.support.stack import Stack
+from tests.support.stack import Stack, another_control_plane
 
 FIRST, SECOND, STRANGER = rsa_key("first"), rsa_key("second"), rsa_key("first")
 
@@ -29,27 +28,14 @@ def idp() -> Iterator[JwksServer]:
 def oidc_url(control_plane: Stack, idp: JwksServer) -> Iterator[str]:
     """A second control plane on the same database, with OIDC on (keys never cached, so
     a rotation shows within the second that must pass between two loads)."""
-    port = free_port()
     env = {
-        **control_plane.env,
         "SLUICE_OIDC_ISSUER": ISSUER,
         "SLUICE_OIDC_AUDIENCE": AUDIENCE,
         "SLUICE_OIDC_JWKS_URL": idp.url,
         "SLUICE_OIDC_JWKS_CACHE_SECONDS": "0",
     }
-    server = Server(
-        f"control-plane-oidc-{port}",
-        "control_plane",
-        ["--port", str(port)],
-        env,
-        control_plane.log_dir,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        server.wait_http(url + "/readyz")
+    with another_control_plane(control_plane, "oidc", env) as url:
         yield url
-    finally:
-        server.stop()
 
 
 def _call(url: str, token: str, method: str, path: str, **kwargs: object) -> httpx.Response:

@@ -117,6 +117,7 @@ Sluice is running.
   data plane     {info["data_plane_url"]}
   control plane  {info["control_plane_url"]}
   OpenAPI        {info["control_plane_url"]}/admin/schema/openapi.json
+  console        {info["control_plane_url"]}/console (log in with the admin token)
   demo key       {info["api_key"]}
   admin token    {info["admin_token"]}
 Details: {info["state_dir"]}/dev.json, settings: {info["state_dir"]}/dev.env

@@ -145,6 +145,7 @@ CALLS: dict[tuple[str, str], Builder] = {
         "DELETE", f"/admin-tokens/{w.spare_token}"
     ),
     ("GET", "/config"): _plain("GET", "/config"),
+    ("GET", "/replicas"): _plain("GET", "/replicas"),
 }
 # The declarative configuration: a plan or an apply of the configuration in force
 # (exported just before, by the bootstrap token) is valid and changes nothing.

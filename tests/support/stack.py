@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,3 +211,23 @@ def start_control_plane(database_url: str, log_dir: Path, handed_out: list[str])
         stack.stop()
         raise
     return stack
+
+
+@contextmanager
+def another_control_plane(stack: Stack, name: str, env: dict[str, str]) -> Iterator[str]:
+    """A second control plane on `stack`'s database, with `env` added to its settings;
+    its URL, for the block."""
+    port = free_port()
+    server = Server(
+        f"control-plane-{name}-{port}",
+        "control_plane",
+        ["--port", str(port)],
+        {**stack.env, **env},
+        stack.log_dir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        server.wait_http(url + "/readyz")
+        yield url
+    finally:
+        server.stop()
