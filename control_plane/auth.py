@@ -5,6 +5,7 @@ session), then whether the route's declared permission lets them
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ CSRF_HEADER = "x-csrf-token"  # required with the session cookie, on every reque
 
 class Credential:
     """What an identity was proven with, without its secret, so that a console session
-    can check it again on every request: `bootstrap:<sha256>`, `token:<sha256>`, or
+    can check it again on every request: `bootstrap:<hmac>`, `token:<sha256>`, or
     `oidc` (an identity from a JWT, for the JWT's lifetime)."""
 
     BOOTSTRAP = "bootstrap:"
@@ -69,7 +70,7 @@ async def identify(state: State, token: str) -> tuple[Identity, str, float | Non
     """The identity a token proves, the credential it is (`Credential`) and when it
     expires (None: not by itself); `Unauthorized` saying why when it proves none."""
     if hmac.compare_digest(token.encode(), state.admin_token.encode()):
-        return BOOTSTRAP, Credential.BOOTSTRAP + hash_client_key(token), None
+        return BOOTSTRAP, Credential.BOOTSTRAP + _bootstrap_mark(state, token), None
     if token.startswith(ADMIN_TOKEN_PREFIX):
         digest = hash_client_key(token)
         identity, expires = await _named(state, digest)
@@ -86,7 +87,7 @@ async def credential_identity(state: State, credential: str, identity: Identity)
     """A console session's identity, checked again: the bootstrap token unchanged, the
     named token neither revoked nor expired, an OIDC identity's tenant still there."""
     if credential.startswith(Credential.BOOTSTRAP):
-        now = hash_client_key(state.admin_token)
+        now = _bootstrap_mark(state, state.admin_token)
         if hmac.compare_digest(
             credential.removeprefix(Credential.BOOTSTRAP).encode(), now.encode()
         ):
@@ -101,6 +102,13 @@ async def credential_identity(state: State, credential: str, identity: Identity)
             await _tenant_lives(state, identity.tenant_id)
         return identity
     raise Unauthorized("the session's credential is not known")
+
+
+def _bootstrap_mark(state: State, token: str) -> str:
+    """What a session keeps of the bootstrap token: an HMAC under the secret key, so
+    that a chosen token cannot be guessed offline from a copy of the database."""
+    key = state.settings.secret_key.encode()
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
 
 
 async def _session(connection: ASGIConnection[Any, Any, Any, Any], cookie: str) -> Identity:

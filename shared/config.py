@@ -71,6 +71,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     oidc_client_secret: str = ""  # for providers that want one (client_secret_post)
     oidc_authorization_endpoint: str = ""
     oidc_token_endpoint: str = ""
+    oidc_redirect_uri: str = ""  # default: <this request's address>/console/login/oidc/callback
     # The console's cookies are `Secure` when a request came over HTTPS; set this when
     # TLS ends at a proxy in front of the control plane, so that they always are.
     console_secure_cookies: bool = False

@@ -15,6 +15,8 @@ from shared.config import Settings
 from tests.support.stack import Stack
 
 PUBLIC = re.compile(r"^(/healthz|/readyz|/admin/schema(/.*)?)$")
+# the console's pages open without a session only to log in, and its assets
+CONSOLE_PUBLIC = re.compile(r"^/console/(login(/oidc(/callback)?)?|static/.*)$")
 
 
 def _admin_routes() -> list[tuple[str, str]]:
@@ -22,7 +24,8 @@ def _admin_routes() -> list[tuple[str, str]]:
     app = create_app(Settings(admin_token="x" * 20, secret_key="y" * 20))
     found = []
     for route in app.routes:
-        path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), route.path)
+        path = re.sub(r"\{[^}]+:int\}", "1", route.path)
+        path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
         for method in sorted(route.methods - {"OPTIONS", "HEAD"}):
             found.append((method, path))
     return found
@@ -32,7 +35,23 @@ def test_only_health_and_schema_are_public() -> None:
     routes = _admin_routes()
     assert len([r for r in routes if r[1].startswith("/admin/v1/")]) >= 15
     for method, path in routes:
-        assert path.startswith("/admin/v1/") or PUBLIC.match(path), (method, path)
+        assert (
+            path.startswith("/admin/v1/") or path.startswith("/console") or PUBLIC.match(path)
+        ), (method, path)
+
+
+async def test_every_console_page_needs_a_session(stack: Stack) -> None:
+    pages = [
+        (method, path)
+        for method, path in _admin_routes()
+        if path.startswith("/console") and not CONSOLE_PUBLIC.match(path)
+    ]
+    assert len(pages) >= 20
+    async with httpx.AsyncClient(base_url=stack.control_plane_url) as client:
+        for method, path in pages:
+            resp = await client.request(method, path, data={"name": "x"})
+            assert resp.status_code == 303, (method, path, resp.text)
+            assert resp.headers["location"] == "/console/login"
 
 
 @pytest.mark.parametrize(

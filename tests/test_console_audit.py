@@ -202,6 +202,13 @@ async def test_the_stream_reads_from_where_the_page_was(control_plane: Stack) ->
         async with _stream(client, after=0, type="tenant.created") as messages:
             read = await _until(messages, lambda m: m.get("event") == "row")
         assert [m["id"] for m in _rows(read)] == [str(position)]
+        # an id that is no position (a digit Python reads as one, a huge number) is
+        # ignored: the stream starts after `after`, as for a browser without one
+        for odd in ("\u00b2", "9" * 40):
+            client.headers["last-event-id"] = odd
+            async with _stream(client, after=position - 1, type="tenant.created") as messages:
+                read = await _until(messages, lambda m: m.get("event") == "row")
+            assert [m["id"] for m in _rows(read)] == [str(position)]
 
 
 async def test_a_tenant_admin_streams_its_own_tenant_only(control_plane: Stack) -> None:

@@ -66,7 +66,8 @@ async def test_the_session_cookie_and_the_token(control_plane: Stack) -> None:
         v for k, v in resp.headers.multi_items() if k == "set-cookie" and "sluice_session=" in v
     ]
     attributes = {part.strip().lower() for part in set_cookie.split(";")}
-    assert {"httponly", "samesite=strict", "path=/"} <= attributes
+    assert {"httponly", "samesite=strict", "path=/console"} <= attributes
+    assert any(a.startswith("max-age=") and int(a[8:]) > 11 * 3600 for a in attributes)
     assert "secure" not in attributes, "plain HTTP here: a Secure cookie would not come back"
     # only a hash of the cookie is stored
     conn = await asyncpg.connect(control_plane.database_url)
@@ -95,8 +96,10 @@ async def test_a_change_without_the_csrf_token_is_refused(control_plane: Stack) 
             resp = await client.post("/console/tenants", data=data)
             assert resp.status_code == 403
             assert "CSRF" in resp.text
-        # the admin API through the cookie alone, without the CSRF header
-        resp = await client.post("/admin/v1/tenants", json={"name": "cookie-only"})
+        # the admin API through the cookie alone (sent by hand: the browser keeps it for
+        # /console), without the CSRF header
+        cookie = {"cookie": f"sluice_session={client.cookies['sluice_session']}"}
+        resp = await client.post("/admin/v1/tenants", json={"name": "cookie-only"}, headers=cookie)
         assert resp.status_code == 403
         assert resp.headers["content-type"].startswith("application/problem+json")
         assert await _events(control_plane) == before, "nothing was written"
@@ -233,3 +236,40 @@ async def test_cookies_are_secure_when_tls_ends_at_a_proxy(control_plane: Stack)
     cookies = [v.lower() for k, v in resp.headers.multi_items() if k == "set-cookie"]
     (session,) = [c for c in cookies if c.startswith("sluice_session=")]
     assert "secure" in {part.strip() for part in session.split(";")}
+
+
+async def test_pages_are_not_cached_framed_or_scripted_from_elsewhere(control_plane: Stack) -> None:
+    async with logged_in(control_plane.control_plane_url, control_plane.admin_token) as client:
+        for path in ("/console/tenants", "/console/usage", "/console/audit"):
+            resp = await client.get(path)
+            assert resp.status_code == 200, path
+            assert resp.headers["cache-control"] == "no-store"
+            assert resp.headers["x-frame-options"] == "DENY"
+            assert resp.headers["x-content-type-options"] == "nosniff"
+            policy = resp.headers["content-security-policy"]
+            assert "default-src 'self'" in policy
+            assert "frame-ancestors 'none'" in policy
+    async with httpx.AsyncClient(base_url=control_plane.control_plane_url) as client:
+        assert (await client.get("/console/login")).headers["x-frame-options"] == "DENY"
+
+
+async def test_an_ended_sessions_cookie_is_cleared(control_plane: Stack) -> None:
+    async with logged_in(control_plane.control_plane_url, control_plane.admin_token) as first:
+        old = first.cookies["sluice_session"]
+    # logging in again ends the session the browser had
+    async with httpx.AsyncClient(
+        base_url=control_plane.control_plane_url, cookies={"sluice_session": old}
+    ) as browser:
+        form = await browser.get("/console/login")
+        resp = await browser.post(
+            "/console/login",
+            data={"csrf": csrf_of(form.text), "token": control_plane.admin_token},
+        )
+        assert resp.status_code == 303
+    async with httpx.AsyncClient(
+        base_url=control_plane.control_plane_url, cookies={"sluice_session": old}
+    ) as replay:
+        resp = await replay.get("/console/tenants")
+        assert resp.status_code == 303
+        cleared = [v for k, v in resp.headers.multi_items() if k == "set-cookie"]
+        assert any(c.startswith('sluice_session="";') or "max-age=0" in c.lower() for c in cleared)

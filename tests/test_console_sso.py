@@ -23,6 +23,17 @@ def _id_token(nonce: str) -> str:
     return mint(claims(role="viewer", tenant="*", sub="erin@example.test", nonce=sent), KEY)
 
 
+def _env(keys: JwksServer, provider: CodeFlowProvider) -> dict[str, str]:
+    return {
+        "SLUICE_OIDC_ISSUER": ISSUER,
+        "SLUICE_OIDC_AUDIENCE": AUDIENCE,
+        "SLUICE_OIDC_JWKS_URL": keys.url,
+        "SLUICE_OIDC_CLIENT_ID": "sluice-console",
+        "SLUICE_OIDC_AUTHORIZATION_ENDPOINT": provider.authorization_endpoint,
+        "SLUICE_OIDC_TOKEN_ENDPOINT": provider.token_endpoint,
+    }
+
+
 @pytest.fixture(scope="module")
 def provider() -> Iterator[CodeFlowProvider]:
     found = CodeFlowProvider(_id_token)
@@ -34,17 +45,11 @@ def provider() -> Iterator[CodeFlowProvider]:
 
 @pytest.fixture(scope="module")
 def sso_url(control_plane: Stack, provider: CodeFlowProvider) -> Iterator[str]:
-    with JwksServer(jwks(KEY)) as keys:
-        env = {
-            "SLUICE_OIDC_ISSUER": ISSUER,
-            "SLUICE_OIDC_AUDIENCE": AUDIENCE,
-            "SLUICE_OIDC_JWKS_URL": keys.url,
-            "SLUICE_OIDC_CLIENT_ID": "sluice-console",
-            "SLUICE_OIDC_AUTHORIZATION_ENDPOINT": provider.authorization_endpoint,
-            "SLUICE_OIDC_TOKEN_ENDPOINT": provider.token_endpoint,
-        }
-        with another_control_plane(control_plane, "sso", env) as url:
-            yield url
+    with (
+        JwksServer(jwks(KEY)) as keys,
+        another_control_plane(control_plane, "sso", _env(keys, provider)) as url,
+    ):
+        yield url
 
 
 async def _sign_in(client: httpx.AsyncClient) -> httpx.Response:
@@ -104,16 +109,49 @@ async def test_a_wrong_nonce_or_a_refusal_gives_no_session(sso_url: str) -> None
         assert back.status_code == 401
         assert "nonce" in back.text
         assert "sluice_session" not in client.cookies
+        # a refusal is shown only for a sign-in that started here
+        stranger = await client.get(
+            "/console/login/oidc/callback",
+            params={"error": "access_denied", "error_description": "call +1 555 0100"},
+        )
+        assert stranger.status_code == 400
+        assert "555" not in stranger.text
+        start = await client.get("/console/login/oidc")
+        state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
         refused = await client.get(
             "/console/login/oidc/callback",
-            params={"error": "access_denied", "error_description": "not in the group"},
+            params={
+                "error": "access_denied",
+                "error_description": "not in the group",
+                "state": state,
+            },
         )
         assert refused.status_code == 401
         assert "not in the group" in refused.text
         assert "sluice_session" not in client.cookies
+        # odd values are refused, not a server error
+        for odd in ("é", "x" * 5000, ""):
+            resp = await client.get(
+                "/console/login/oidc/callback", params={"code": "c", "state": odd}
+            )
+            assert resp.status_code == 400, odd
 
 
 async def test_without_a_client_id_there_is_no_sign_on(control_plane: Stack) -> None:
     async with httpx.AsyncClient(base_url=control_plane.control_plane_url) as client:
         assert "/console/login/oidc" not in (await client.get("/console/login")).text
         assert (await client.get("/console/login/oidc")).status_code == 404
+
+
+async def test_a_configured_redirect_uri_is_the_one_sent(
+    control_plane: Stack, provider: CodeFlowProvider
+) -> None:
+    """Behind a proxy the browser's address is not the control plane's own."""
+    public = "https://console.example.test/console/login/oidc/callback"
+    with JwksServer(jwks(KEY)) as keys:
+        env = {**_env(keys, provider), "SLUICE_OIDC_REDIRECT_URI": public}
+        with another_control_plane(control_plane, "sso-proxy", env) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                start = await client.get("/console/login/oidc")
+    sent = parse_qs(urlsplit(start.headers["location"]).query)
+    assert sent["redirect_uri"] == [public]

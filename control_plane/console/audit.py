@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, get
+from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
 
 from control_plane.console.api import AdminApi, ApiError, Reply
@@ -155,7 +156,7 @@ def _start(request: Request[Any, Any, Any], after: int | None) -> int | None:
     """Where a stream starts: after the last event a reconnecting browser had, or
     after the page's newest row; None: after the newest event now."""
     resumed = request.headers.get("last-event-id", "")
-    if resumed.isdigit():
+    if resumed.isascii() and resumed.isdigit() and len(resumed) <= 19:
         return int(resumed)
     return after
 
@@ -209,7 +210,7 @@ async def _live_rows(
 
 @get("/audit/stream")
 async def audit_stream(
-    request: Request[Any, Any, Any], after: int | None = None
+    request: Request[Any, Any, Any], after: FromQuery[int | None] = None
 ) -> ServerSentEvent:
     """New events, as rows of the audit page's table (`row` events, their position as
     the event id), with the page's filters."""
@@ -218,7 +219,7 @@ async def audit_stream(
 
 
 @get("/state/{position:int}")
-async def state(request: Request[Any, Any, Any], position: int) -> Template:
+async def state(request: Request[Any, Any, Any], position: FromPath[int]) -> Template:
     async with admin_api(request) as api:
         found = await api.get("/state", at=position)  # platform only: the API's 403 otherwise
         around = (await api.get("/events", before=position + 1, limit=2))["data"]

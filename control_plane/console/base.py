@@ -31,20 +31,21 @@ __all__ = [
     "identity",
     "page",
     "secure",
+    "security_headers",
     "session_cookie",
 ]
 
 PUBLIC = {"console_public": True}  # a handler's `opt`: no session needed (login, assets)
 _SESSION = "sluice_console_session"  # where the guard leaves the session in the scope
 
-# the sections of the console: (path, label, who may open it)
+# the sections of the console: (path, label, whether only platform identities open it)
 NAV = [
-    ("/console", "Overview", None),
-    ("/console/tenants", "Tenants", None),
-    ("/console/providers", "Providers", Role.PLATFORM_ADMIN),
-    ("/console/routes", "Routes", Role.PLATFORM_ADMIN),
-    ("/console/usage", "Usage", None),
-    ("/console/audit", "Audit log", None),
+    ("/console", "Overview", False),
+    ("/console/tenants", "Tenants", False),
+    ("/console/providers", "Providers", True),
+    ("/console/routes", "Routes", True),
+    ("/console/usage", "Usage", False),
+    ("/console/audit", "Audit log", False),
 ]
 
 
@@ -109,8 +110,8 @@ def page(
     who = identity(request)
     nav = [
         (path, label)
-        for path, label, role in NAV
-        if role is None or (who.role is role and who.tenant_id is None)
+        for path, label, platform_only in NAV
+        if not platform_only or who.tenant_id is None
     ]
     return Template(
         template_name=template,
@@ -137,7 +138,7 @@ def session_cookie(value: str, secure: bool, max_age: int | None) -> Cookie:
     return Cookie(
         key=SESSION_COOKIE,
         value=value,
-        path="/",
+        path="/console",  # the pages only: the admin API is called in-process
         httponly=True,
         secure=secure,
         samesite="strict",
@@ -146,7 +147,30 @@ def session_cookie(value: str, secure: bool, max_age: int | None) -> Cookie:
 
 
 def _not_logged_in(request: Request[Any, Any, Any], exc: NotLoggedIn) -> Response[Any]:
-    return Redirect("/console/login", status_code=303)
+    response = Redirect("/console/login", status_code=303)
+    if SESSION_COOKIE in request.cookies:  # a session that ended: its cookie goes too
+        response.delete_cookie(SESSION_COOKIE, path="/console")
+    return response
+
+
+# Every console answer: never cached (pages show tenants' data; after logging out, Back
+# shows nothing), never framed, no script or style but the console's own files.
+SECURITY_HEADERS = {
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "content-security-policy": (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'"
+    ),
+}
+
+
+async def security_headers(response: Response[Any]) -> Response[Any]:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _csrf(request: Request[Any, Any, Any], exc: CsrfRefused) -> Template:

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from control_plane.console.api import ApiError
@@ -19,7 +20,7 @@ __all__ = ["HANDLERS"]
 
 
 @post("/tenants/{tenant_id:uuid}/keys", status_code=201)
-async def create_key(request: Request[Any, Any, Any], tenant_id: uuid.UUID) -> Template:
+async def create_key(request: Request[Any, Any, Any], tenant_id: FromPath[uuid.UUID]) -> Template:
     fields = await checked_form(request)
     async with admin_api(request) as api:
         reply = await api.call(
@@ -43,7 +44,7 @@ async def create_key(request: Request[Any, Any, Any], tenant_id: uuid.UUID) -> T
 
 async def _key_page(
     request: Request[Any, Any, Any],
-    key_id: uuid.UUID,
+    key_id: FromPath[uuid.UUID],
     status: int = 200,
     policy_form: dict[str, str] | None = None,
     policy_errors: dict[str, str] | None = None,
@@ -77,13 +78,13 @@ async def _key_page(
 
 
 @get("/keys/{key_id:uuid}")
-async def key(request: Request[Any, Any, Any], key_id: uuid.UUID) -> Template:
+async def key(request: Request[Any, Any, Any], key_id: FromPath[uuid.UUID]) -> Template:
     return await _key_page(request, key_id)
 
 
 @post("/keys/{key_id:uuid}/policy", status_code=303)
 async def set_key_policy(
-    request: Request[Any, Any, Any], key_id: uuid.UUID
+    request: Request[Any, Any, Any], key_id: FromPath[uuid.UUID]
 ) -> Response[Any] | Template:
     fields = await checked_form(request)
     remove = fields.get("action") == "remove"
@@ -100,7 +101,7 @@ async def set_key_policy(
 
 
 @post("/keys/{key_id:uuid}/revoke", status_code=303)
-async def revoke_key(request: Request[Any, Any, Any], key_id: uuid.UUID) -> Response[Any]:
+async def revoke_key(request: Request[Any, Any, Any], key_id: FromPath[uuid.UUID]) -> Response[Any]:
     await checked_form(request)
     async with admin_api(request) as api:
         found = await api.get(f"/keys/{key_id}")

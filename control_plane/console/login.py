@@ -15,7 +15,7 @@ from litestar.response import Redirect, Template
 
 from control_plane.auth import SESSION_COOKIE, identify
 from control_plane.console.base import PUBLIC, checked_form, secure, session_cookie
-from control_plane.console.sessions import SESSION_SECONDS, end_session, start_session
+from control_plane.console.sessions import end_current, end_session, start_session
 from control_plane.console.sso import sso_enabled
 from control_plane.errors import AdminError
 
@@ -68,9 +68,10 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any] | Template:
         identity, credential, expires = await identify(request.app.state, token)
     except AdminError as exc:
         return _form(request, exc.detail, status=exc.status)
-    cookie, _session = await start_session(request.app.state, identity, credential, expires)
+    await end_current(request)
+    cookie, session = await start_session(request.app.state, identity, credential, expires)
     response = Redirect("/console", status_code=303)
-    response.set_cookie(session_cookie(cookie, secure(request), SESSION_SECONDS))
+    response.set_cookie(session_cookie(cookie, secure(request), session.seconds_left()))
     response.delete_cookie(_LOGIN_CSRF, path="/console/login")
     return response
 
@@ -80,5 +81,5 @@ async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
     await checked_form(request)
     await end_session(request.app.state, request.cookies[SESSION_COOKIE])
     response = Redirect("/console/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/console")
     return response

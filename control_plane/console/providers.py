@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from control_plane.api.provider_kinds import AWS_FIELDS, KINDS, OPTION_FIELDS, SECRET_FIELDS
@@ -114,7 +115,7 @@ async def create_provider(request: Request[Any, Any, Any]) -> Response[Any] | Te
 
 async def _provider_page(
     request: Request[Any, Any, Any],
-    provider_id: uuid.UUID,
+    provider_id: FromPath[uuid.UUID],
     status: int = 200,
     **forms: Any,
 ) -> Template:
@@ -144,13 +145,13 @@ async def _provider_page(
 
 
 @get("/providers/{provider_id:uuid}")
-async def provider(request: Request[Any, Any, Any], provider_id: uuid.UUID) -> Template:
+async def provider(request: Request[Any, Any, Any], provider_id: FromPath[uuid.UUID]) -> Template:
     return await _provider_page(request, provider_id)
 
 
 @post("/providers/{provider_id:uuid}", status_code=303)
 async def change_provider(
-    request: Request[Any, Any, Any], provider_id: uuid.UUID
+    request: Request[Any, Any, Any], provider_id: FromPath[uuid.UUID]
 ) -> Response[Any] | Template:
     fields = await checked_form(request)
     async with admin_api(request) as api:
@@ -169,7 +170,7 @@ async def change_provider(
 
 @post("/providers/{provider_id:uuid}/price", status_code=303)
 async def set_price(
-    request: Request[Any, Any, Any], provider_id: uuid.UUID
+    request: Request[Any, Any, Any], provider_id: FromPath[uuid.UUID]
 ) -> Response[Any] | Template:
     fields = await checked_form(request)
     body = {
@@ -187,7 +188,7 @@ async def set_price(
 
 @post("/providers/{provider_id:uuid}/delete", status_code=303)
 async def delete_provider(
-    request: Request[Any, Any, Any], provider_id: uuid.UUID
+    request: Request[Any, Any, Any], provider_id: FromPath[uuid.UUID]
 ) -> Response[Any] | Template:
     await checked_form(request)
     async with admin_api(request) as api:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Router
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -21,7 +21,12 @@ from control_plane.console import (
     tenants,
     usage,
 )
-from control_plane.console.base import CONSOLE_EXCEPTION_HANDLERS, PUBLIC, console_guard
+from control_plane.console.base import (
+    CONSOLE_EXCEPTION_HANDLERS,
+    PUBLIC,
+    console_guard,
+    security_headers,
+)
 
 __all__ = ["TEMPLATES", "console_router"]
 
@@ -50,6 +55,7 @@ def console_router() -> Router:
             assets,
         ],
         guards=[console_guard],
+        after_request=security_headers,
         exception_handlers=CONSOLE_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         include_in_schema=False,
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from control_plane.console.api import AdminApi, Reply
@@ -221,7 +222,7 @@ class _Sent:
 
 
 async def _route_page(
-    request: Request[Any, Any, Any], route_id: uuid.UUID, sent: _Sent | None = None
+    request: Request[Any, Any, Any], route_id: FromPath[uuid.UUID], sent: _Sent | None = None
 ) -> Template:
     async with admin_api(request) as api:
         route = await api.get(f"/routes/{route_id}")
@@ -258,18 +259,18 @@ async def _route_page(
     )
 
 
-def _back(route_id: uuid.UUID) -> Redirect:
+def _back(route_id: FromPath[uuid.UUID]) -> Redirect:
     return Redirect(f"/console/routes/{route_id}", status_code=303)
 
 
 @get("/routes/{route_id:uuid}")
-async def route(request: Request[Any, Any, Any], route_id: uuid.UUID) -> Template:
+async def route(request: Request[Any, Any, Any], route_id: FromPath[uuid.UUID]) -> Template:
     return await _route_page(request, route_id)
 
 
 @post("/routes/{route_id:uuid}", status_code=303)
 async def change_route(
-    request: Request[Any, Any, Any], route_id: uuid.UUID
+    request: Request[Any, Any, Any], route_id: FromPath[uuid.UUID]
 ) -> Response[Any] | Template:
     fields = await checked_form(request)
     async with admin_api(request) as api:
@@ -281,7 +282,7 @@ async def change_route(
 
 @post("/routes/{route_id:uuid}/delete", status_code=303)
 async def delete_route(
-    request: Request[Any, Any, Any], route_id: uuid.UUID
+    request: Request[Any, Any, Any], route_id: FromPath[uuid.UUID]
 ) -> Response[Any] | Template:
     await checked_form(request)
     async with admin_api(request) as api:
@@ -293,7 +294,7 @@ async def delete_route(
 
 @post("/routes/{route_id:uuid}/deployments", status_code=303)
 async def add_deployment(
-    request: Request[Any, Any, Any], route_id: uuid.UUID
+    request: Request[Any, Any, Any], route_id: FromPath[uuid.UUID]
 ) -> Response[Any] | Template:
     fields = await checked_form(request)
     body = _deployment_body(fields, change=False)
@@ -306,7 +307,9 @@ async def add_deployment(
 
 @post("/routes/{route_id:uuid}/deployments/{deployment_id:uuid}", status_code=303)
 async def change_deployment(
-    request: Request[Any, Any, Any], route_id: uuid.UUID, deployment_id: uuid.UUID
+    request: Request[Any, Any, Any],
+    route_id: FromPath[uuid.UUID],
+    deployment_id: FromPath[uuid.UUID],
 ) -> Response[Any] | Template:
     fields = await checked_form(request)
     path = f"/routes/{route_id}/deployments/{deployment_id}"
@@ -319,7 +322,9 @@ async def change_deployment(
 
 @post("/routes/{route_id:uuid}/deployments/{deployment_id:uuid}/remove", status_code=303)
 async def remove_deployment(
-    request: Request[Any, Any, Any], route_id: uuid.UUID, deployment_id: uuid.UUID
+    request: Request[Any, Any, Any],
+    route_id: FromPath[uuid.UUID],
+    deployment_id: FromPath[uuid.UUID],
 ) -> Response[Any] | Template:
     await checked_form(request)
     path = f"/routes/{route_id}/deployments/{deployment_id}"

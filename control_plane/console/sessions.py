@@ -10,16 +10,25 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
+from litestar import Request
 from litestar.datastructures import State
 
-from control_plane.auth import credential_identity
+from control_plane.auth import SESSION_COOKIE, credential_identity
 from control_plane.errors import Unauthorized
 from control_plane.identity import Identity, Role
 from control_plane.queries import Q
 
-__all__ = ["SESSION_SECONDS", "Session", "end_session", "load_session", "start_session"]
+__all__ = [
+    "SESSION_SECONDS",
+    "Session",
+    "end_current",
+    "end_session",
+    "load_session",
+    "start_session",
+]
 
 SESSION_SECONDS = 12 * 3600  # a working day; a token or JWT that ends sooner ends it sooner
 
@@ -29,6 +38,10 @@ class Session:
     identity: Identity
     csrf: str
     expires_at: datetime
+
+    def seconds_left(self) -> int:
+        """The cookie's Max-Age: the session's own end, not a fixed time."""
+        return max(0, int((self.expires_at - datetime.now(UTC)).total_seconds()))
 
 
 def _digest(cookie: str) -> bytes:
@@ -77,3 +90,10 @@ async def load_session(state: State, cookie: str) -> Session | None:
 
 async def end_session(state: State, cookie: str) -> None:
     await state.store.pool.execute(Q.session_end, _digest(cookie))
+
+
+async def end_current(request: Request[Any, Any, Any]) -> None:
+    """Ends the session a browser already has, if any (on logging in again)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie is not None:
+        await end_session(request.app.state, cookie)

@@ -26,8 +26,9 @@ from litestar import Request, get
 from litestar.datastructures import Cookie
 from litestar.response import Redirect, Template
 
+from control_plane.auth import Credential, identify
 from control_plane.console.base import PUBLIC, secure, session_cookie
-from control_plane.console.sessions import SESSION_SECONDS, start_session
+from control_plane.console.sessions import end_current, start_session
 from control_plane.errors import AdminError
 from shared.config import Settings
 
@@ -53,7 +54,14 @@ def _settings(request: Request[Any, Any, Any]) -> Settings:
 
 
 def _callback_url(request: Request[Any, Any, Any]) -> str:
-    return str(request.base_url).rstrip("/") + _PATH + "/callback"
+    """The redirect URI: as configured (behind a proxy, the address browsers use), else
+    this request's own address."""
+    configured: str = _settings(request).oidc_redirect_uri
+    return configured or str(request.base_url).rstrip("/") + _PATH + "/callback"
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def _challenge(verifier: str) -> str:
@@ -111,26 +119,28 @@ async def callback(request: Request[Any, Any, Any]) -> Template:
     settings = _settings(request)
     if not sso_enabled(settings):
         return _failed(request, "Single sign-on is not set up on this Sluice.", status=404)
-    if error is not None:
-        return _failed(request, f"The identity provider refused: {error_description or error}")
     flow = request.cookies.get(_FLOW, "").split(".")
-    if len(flow) != 3 or not state or not hmac.compare_digest(flow[0], state):
+    if len(flow) != 3 or not state or not _same(flow[0], state):
         return _failed(request, "The sign-in expired or did not start here. Try again.", 400)
+    if error is not None:  # only now: a link from elsewhere puts no words on this page
+        return _failed(request, f"The identity provider refused: {error_description or error}")
     if not code:
         return _failed(request, "The identity provider sent no code.", 400)
     _state, verifier, nonce = flow
     try:
         id_token = await _exchange(settings, code, verifier, _callback_url(request))
-        identity, expires = await request.app.state.oidc.identify_until(id_token)
+        identity, credential, expires = await identify(request.app.state, id_token)
     except AdminError as exc:
         return _failed(request, exc.detail, exc.status)
+    if credential != Credential.OIDC:
+        return _failed(request, "The identity provider's answer is not an ID token.")
     sent = jwt.decode(id_token, options={"verify_signature": False}).get("nonce")
-    if not isinstance(sent, str) or not hmac.compare_digest(sent, nonce):
+    if not isinstance(sent, str) or not _same(sent, nonce):
         return _failed(request, "The ID token's nonce is not this sign-in's.")
-    credential = "oidc"
-    cookie, _session = await start_session(request.app.state, identity, credential, expires)
+    await end_current(request)
+    cookie, session = await start_session(request.app.state, identity, credential, expires)
     response = Template(template_name="console/signed_in.html", context={"actor": identity.actor})
-    response.set_cookie(session_cookie(cookie, secure(request), SESSION_SECONDS))
+    response.set_cookie(session_cookie(cookie, secure(request), session.seconds_left()))
     response.delete_cookie(_FLOW, path=_PATH)
     return response
 
@@ -158,9 +168,10 @@ async def _exchange(settings: Settings, code: str, verifier: str, redirect_uri: 
     if resp.status_code != 200:
         raise _ExchangeFailed(f"the identity provider refused the code ({resp.status_code})")
     try:
-        token = resp.json().get("id_token")
+        body = resp.json()
     except ValueError:
-        token = None
+        body = None
+    token = body.get("id_token") if isinstance(body, dict) else None
     if not isinstance(token, str):
         raise _ExchangeFailed("the identity provider's answer has no id_token")
     return token

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from control_plane.console.api import AdminApi
@@ -52,7 +53,7 @@ async def create_tenant(request: Request[Any, Any, Any]) -> Response[Any] | Temp
 
 async def tenant_page(
     request: Request[Any, Any, Any],
-    tenant_id: uuid.UUID,
+    tenant_id: FromPath[uuid.UUID],
     status: int = 200,
     policy_form: dict[str, str] | None = None,
     policy_errors: dict[str, str] | None = None,
@@ -82,13 +83,13 @@ async def tenant_page(
 
 
 @get("/tenants/{tenant_id:uuid}")
-async def tenant(request: Request[Any, Any, Any], tenant_id: uuid.UUID) -> Template:
+async def tenant(request: Request[Any, Any, Any], tenant_id: FromPath[uuid.UUID]) -> Template:
     return await tenant_page(request, tenant_id)
 
 
 @post("/tenants/{tenant_id:uuid}/policy", status_code=303)
 async def set_tenant_policy(
-    request: Request[Any, Any, Any], tenant_id: uuid.UUID
+    request: Request[Any, Any, Any], tenant_id: FromPath[uuid.UUID]
 ) -> Response[Any] | Template:
     fields = await checked_form(request)
     async with admin_api(request) as api:
