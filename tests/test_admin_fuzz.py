@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.stack import Stack
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 EXAMPLES = 20  # per operation and phase: enough to reach every rule, quick on 2 busy cores

@@ -20,7 +20,7 @@ from tests.support.database import clone_database, drop_database, with_db
 from tests.support.processes import Server, free_port
 from tests.support.stack import Stack, start_stack
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 DELAY = 0.5  # SLUICE_DRAIN_DELAY_SECONDS in these tests
 

@@ -22,7 +22,7 @@ import pytest
 from tests.support.database import clone_database, drop_database, with_db
 from tests.support.stack import Stack, start_stack
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 CHAT = "/v1/chat/completions"
 FAST = {

@@ -22,6 +22,8 @@ from data_plane.metrics import OPEN_STREAMS, REQUESTS_IN_FLIGHT
 from tests.support.k8s import OVERLAYS, adapter_names, of_kind, rendered
 from tests.support.stack import Stack
 
+pytestmark = pytest.mark.slow  # run beside the others by `make test`
+
 STREAMS = 100
 MODEL = "load-model"
 

@@ -19,7 +19,7 @@ from tests.support.own_postgres import OwnPostgres
 from tests.support.processes import Server, free_port
 from tests.support.stack import Stack, start_stack
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 MODEL = "quiet-model"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "anyone there?"}]}

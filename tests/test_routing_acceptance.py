@@ -9,6 +9,8 @@ import time
 from collections import Counter, deque
 from typing import Any
 
+import pytest
+
 from tests.support.routing import (
     Answer,
     fake_stats,
@@ -22,6 +24,8 @@ from tests.support.routing import (
     start_fake,
 )
 from tests.support.stack import Stack
+
+pytestmark = pytest.mark.slow  # run beside the others by `make test`
 
 CONCURRENCY = 32
 # ms before answering: one deployment 10x slower than the other (long enough that the

@@ -36,6 +36,8 @@ from tests.support.routing import (
 )
 from tests.support.stack import Stack
 
+pytestmark = pytest.mark.slow  # run beside the others by `make test`
+
 CONCURRENCY = 16
 OPEN, CLOSED = 2.0, 0.0  # sluice_deployment_breaker_state
 

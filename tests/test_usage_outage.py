@@ -14,7 +14,7 @@ import pytest
 from tests.support.own_postgres import OwnPostgres
 from tests.support.stack import start_stack
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 TOTAL = 1000
 
