@@ -145,18 +145,27 @@ async def test_a_worker_that_dies_stops_the_supervisor(workers_stack: Stack) -> 
     assert "stopping the others" in server.log()
 
 
+async def _until_state(pid: int, state: str) -> None:
+    """Waits (at most 30 s) until process `pid` is in `state` (the letter /proc shows)."""
+    for _ in range(3000):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == state:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"process {pid} never reached state {state}")
+
+
 async def test_workers_that_die_together_stop_the_supervisor(workers_stack: Stack) -> None:
     server, _ = start_workers(workers_stack, "workers-deaths", {"SLUICE_SNAPSHOT_CACHE": ""})
     workers = children(server.proc.pid)
     os.kill(server.proc.pid, signal.SIGSTOP)  # both are dead before the supervisor sees either
     try:
+        # a stop is delivered, not instant: until it has taken effect the supervisor
+        # could still collect a worker that dies
+        await _until_state(server.proc.pid, "T")
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         for pid in workers:
-            for _ in range(3000):  # until it is a zombie, not yet collected
-                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                    break
-                await asyncio.sleep(0.01)
+            await _until_state(pid, "Z")  # dead, not yet collected
     finally:
         os.kill(server.proc.pid, signal.SIGCONT)
     assert server.proc.wait(30) == 1, server.log()
