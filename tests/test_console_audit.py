@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.authz import create_token
 from tests.support.console import csrf_of, login
 from tests.support.own_postgres import OwnPostgres
 from tests.support.processes import Server, free_port
@@ -96,12 +97,7 @@ async def _position(stack: Stack, stream: str, type: str) -> int:
 
 
 async def _tenant_admin(stack: Stack, tenant_id: str) -> str:
-    body = {"name": "audit-" + secrets.token_hex(4), "role": "tenant_admin", "tenant_id": tenant_id}
-    async with stack.admin() as admin:
-        resp = await admin.post("/admin-tokens", json=body)
-    assert resp.status_code == 201, resp.text
-    token: str = resp.json()["token"]
-    stack.handed_out.append(token)
+    token: str = (await create_token(stack, "tenant_admin", tenant_id))["token"]
     return token
 
 

@@ -14,6 +14,7 @@ import pytest
 from playwright.async_api import Locator, Page, expect
 
 from shared.secrets import KEY_PREFIX
+from tests.support.authz import create_token
 from tests.support.browser import log_in, log_out, screenshots
 from tests.support.routing import eventually
 from tests.support.stack import Stack
@@ -222,14 +223,7 @@ async def test_a_platform_admin_runs_a_tenant_from_the_browser(
 async def test_a_tenant_admin_sees_only_its_tenant(console: Page, stack: Stack) -> None:
     page = console
     mine, theirs = await stack.create_tenant(), await stack.create_tenant()
-    async with stack.admin() as admin:
-        resp = await admin.post(
-            "/admin-tokens",
-            json={"name": "tenant-ops", "role": "tenant_admin", "tenant_id": mine["id"]},
-        )
-    assert resp.status_code == 201, resp.text
-    token = resp.json()["token"]
-    stack.handed_out.append(token)
+    token = (await create_token(stack, "tenant_admin", mine["id"], name="tenant-ops"))["token"]
 
     await log_in(page, token)
     await page.goto("/console/tenants")

@@ -11,11 +11,11 @@ import html
 import re
 import secrets
 import time
-import uuid
 from typing import Any
 
 import httpx
 
+from tests.support.authz import create_token
 from tests.support.console import csrf_of, logged_in
 from tests.support.stack import Stack
 
@@ -404,13 +404,9 @@ async def test_a_route_page_shows_each_deployments_health(stack: Stack) -> None:
 
 async def test_a_tenant_admin_is_refused_providers_and_routes(stack: Stack) -> None:
     tenant = await stack.create_tenant()
-    body = {"name": "ta-" + uuid.uuid4().hex[:8], "role": "tenant_admin", "tenant_id": tenant["id"]}
+    token = (await create_token(stack, "tenant_admin", tenant["id"]))["token"]
     async with stack.admin() as admin:
-        made = await admin.post("/admin-tokens", json=body)
-        assert made.status_code == 201, made.text
         route = (await admin.get("/routes")).json()
-    token = made.json()["token"]
-    stack.handed_out.append(token)
     async with logged_in(stack.control_plane_url, token) as client:
         own = await client.get(f"/console/tenants/{tenant['id']}")
         assert own.status_code == 200

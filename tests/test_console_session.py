@@ -5,25 +5,13 @@ tenant (another tenant's pages are the same 404 as a page that does not exist)."
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import asyncpg
 import httpx
 
+from tests.support.authz import create_token
 from tests.support.console import csrf_of, logged_in
 from tests.support.stack import Stack, another_control_plane
-
-
-async def _admin_token(stack: Stack, role: str, tenant_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": "console-" + uuid.uuid4().hex[:8], "role": role}
-    if tenant_id is not None:
-        body["tenant_id"] = tenant_id
-    async with stack.admin() as admin:
-        resp = await admin.post("/admin-tokens", json=body)
-    assert resp.status_code == 201, resp.text
-    token: dict[str, Any] = resp.json()
-    stack.handed_out.append(token["token"])
-    return token
 
 
 async def _events(stack: Stack) -> int:
@@ -130,7 +118,7 @@ async def test_logout_ends_the_session_everywhere(control_plane: Stack) -> None:
 
 
 async def test_a_revoked_token_ends_its_sessions(control_plane: Stack) -> None:
-    token = await _admin_token(control_plane, "viewer")
+    token = await create_token(control_plane, "viewer")
     async with logged_in(control_plane.control_plane_url, token["token"]) as client:
         assert (await client.get("/console/tenants")).status_code == 200
         async with control_plane.admin() as admin:
@@ -141,7 +129,7 @@ async def test_a_revoked_token_ends_its_sessions(control_plane: Stack) -> None:
 
 
 async def test_a_viewer_gets_no_forms_and_cannot_post(control_plane: Stack) -> None:
-    token = await _admin_token(control_plane, "viewer")
+    token = await create_token(control_plane, "viewer")
     async with logged_in(control_plane.control_plane_url, token["token"]) as client:
         page = await client.get("/console/tenants")
         assert "Create tenant" not in page.text
@@ -157,7 +145,7 @@ async def test_a_tenant_admin_sees_only_its_tenant(control_plane: Stack) -> None
     mine = await control_plane.create_tenant("mine-" + uuid.uuid4().hex[:6])
     other = await control_plane.create_tenant("other-" + uuid.uuid4().hex[:6])
     other_key = await control_plane.create_key(other["id"])
-    token = await _admin_token(control_plane, "tenant_admin", mine["id"])
+    token = await create_token(control_plane, "tenant_admin", mine["id"])
     async with logged_in(control_plane.control_plane_url, token["token"]) as client:
         listed = await client.get("/console/tenants")
         assert mine["name"] in listed.text

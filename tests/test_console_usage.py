@@ -31,6 +31,7 @@ from control_plane.console.charts import (
     time_buckets,
 )
 from control_plane.console.usage import usage_csv_text
+from tests.support.authz import create_token
 from tests.support.console import login
 from tests.support.stack import Stack
 
@@ -210,14 +211,8 @@ async def world(stack: Stack) -> dict[str, Any]:
         await stack.until_model(key["key"], MODEL)
         sent[tenant["id"]] = await _send(stack, key["key"], count)
         await _usage_written(stack, tenant["id"], count)
-    async with stack.admin() as admin:
-        made = await admin.post(
-            "/admin-tokens",
-            json={"name": "alpha-ops", "role": "tenant_admin", "tenant_id": a["id"]},
-        )
-        assert made.status_code == 201, made.text
-    stack.handed_out.append(made.json()["token"])
-    return {"a": a, "b": b, "c": c, "sent": sent, "tenant_admin": made.json()["token"]}
+    made = await create_token(stack, "tenant_admin", a["id"], name="alpha-ops")
+    return {"a": a, "b": b, "c": c, "sent": sent, "tenant_admin": made["token"]}
 
 
 def _number(text: str) -> float:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from shared.events import EVENT_SCHEMA
+from tests.support.authz import create_token
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.timeout(90)
@@ -66,21 +67,14 @@ async def test_both_data_planes_report_the_head_once_synced(stack: Stack) -> Non
 
 async def test_only_platform_identities_read_the_replicas(stack: Stack) -> None:
     tenant = await stack.create_tenant()
-    async with stack.admin() as admin:
-        made = await admin.post(
-            "/admin-tokens",
-            json={"name": "tenant-ops", "role": "tenant_admin", "tenant_id": tenant["id"]},
-        )
-        assert made.status_code == 201, made.text
-        viewer = await admin.post("/admin-tokens", json={"name": "watcher", "role": "viewer"})
-        assert viewer.status_code == 201, viewer.text
-    stack.handed_out.extend([made.json()["token"], viewer.json()["token"]])
+    made = await create_token(stack, "tenant_admin", tenant["id"], name="tenant-ops")
+    viewer = await create_token(stack, "viewer", name="watcher")
     async with httpx.AsyncClient(base_url=stack.control_plane_url, timeout=10) as client:
         as_tenant = await client.get(
-            "/admin/v1/replicas", headers={"authorization": f"Bearer {made.json()['token']}"}
+            "/admin/v1/replicas", headers={"authorization": f"Bearer {made['token']}"}
         )
         as_viewer = await client.get(
-            "/admin/v1/replicas", headers={"authorization": f"Bearer {viewer.json()['token']}"}
+            "/admin/v1/replicas", headers={"authorization": f"Bearer {viewer['token']}"}
         )
         nobody = await client.get("/admin/v1/replicas")
     assert as_tenant.status_code == 403, as_tenant.text

@@ -54,7 +54,7 @@ async def _key_page(
         tenant = await api.get(f"/tenants/{key['tenant_id']}")
         mine = await api.call("GET", f"/keys/{key_id}/policy")
         tenants = await api.call("GET", f"/tenants/{key['tenant_id']}/policy")
-        spend = await month_spend(api, group_by="key", key_id=str(key_id))
+        spend = await month_spend(api, key_id=str(key_id))
     policy = mine.body if mine.ok else None
     budget = (policy or {}).get("budget_usd")
     if budget is None and tenants.ok:
@@ -67,8 +67,8 @@ async def _key_page(
         key=key,
         tenant=tenant,
         policy=policy,
-        spent=sum(row["cost_usd"] for row in spend),
-        requests=sum(row["requests"] for row in spend),
+        spent=sum(numbers["cost_usd"] for numbers in spend.values()),
+        requests=int(sum(numbers["requests"] for numbers in spend.values())),
         budget=budget,
         budget_from="key" if (policy or {}).get("budget_usd") is not None else "tenant",
         policy_fields=POLICY_FIELDS,

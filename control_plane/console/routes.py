@@ -18,6 +18,7 @@ from litestar.response import Redirect, Template
 from control_plane.console.api import AdminApi, Reply
 from control_plane.console.base import admin_api, checked_form, page
 from control_plane.console.forms import number
+from control_plane.console.usage import tenant_names
 
 __all__ = ["HANDLERS", "Health", "health_of"]
 
@@ -158,7 +159,7 @@ def _deployment_values(deployment: dict[str, Any]) -> dict[str, str]:
 async def _names(api: AdminApi) -> tuple[dict[str, str], dict[str, str]]:
     """Provider and tenant names by id, providers in the order of their names."""
     providers = sorted(await api.get("/providers"), key=lambda p: p["name"])
-    tenants = {t["id"]: t["name"] for t in await api.get("/tenants", limit=1000)}
+    tenants = await tenant_names(api)
     return {p["id"]: f"{p['name']} ({p['kind']})" for p in providers}, tenants
 
 

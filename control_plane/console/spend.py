@@ -1,4 +1,4 @@
-"""Spend so far this UTC month, from the admin API's usage report."""
+"""Spend so far this UTC month, per key, from the admin API's usage report."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from control_plane.console.api import AdminApi
+from control_plane.console.usage import add_up
 
 __all__ = ["month_spend", "month_start"]
 
@@ -14,15 +15,9 @@ def month_start() -> datetime:
     return datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-async def month_spend(api: AdminApi, group_by: str, **filters: Any) -> list[dict[str, Any]]:
-    """This month's usage, one row per `group_by` value (the days summed)."""
+async def month_spend(api: AdminApi, **filters: Any) -> dict[Any, dict[str, float]]:
+    """This month's numbers (requests, cost, ...) by key id, the days summed."""
     report = await api.get(
-        "/usage", since=month_start().isoformat(), bucket="day", group_by=group_by, **filters
+        "/usage", since=month_start().isoformat(), bucket="day", group_by="key", **filters
     )
-    totals: dict[Any, dict[str, Any]] = {}
-    for row in report["data"]:
-        key = tuple(row.get(d) for d in report["group_by"])
-        total = totals.setdefault(key, {**row, "requests": 0, "cost_usd": 0.0, "errors": 0})
-        for name in ("requests", "cost_usd", "errors"):
-            total[name] += row[name]
-    return list(totals.values())
+    return add_up(report["data"], "key_id")

@@ -64,7 +64,7 @@ async def tenant_page(
         tenant = await api.get(f"/tenants/{tenant_id}")
         keys = await api.get(f"/tenants/{tenant_id}/keys")
         policy = await _policy(api, f"/tenants/{tenant_id}/policy")
-        spend = await month_spend(api, tenant_id=str(tenant_id), group_by="key")
+        spend = await month_spend(api, tenant_id=str(tenant_id))
     return page(
         request,
         "console/tenant.html",
@@ -72,7 +72,7 @@ async def tenant_page(
         title=f"Tenant {tenant['name']}",
         tenant=tenant,
         keys=keys,
-        spend={row.get("key_id"): row["cost_usd"] for row in spend},
+        spend={key: numbers["cost_usd"] for key, numbers in spend.items()},
         policy=policy,
         policy_fields=POLICY_FIELDS,
         policy_values=policy_values(policy) if policy_form is None else policy_form,
